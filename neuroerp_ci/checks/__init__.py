@@ -1,0 +1,32 @@
+"""Check kinds: one module per kind, one registry line each."""
+
+from __future__ import annotations
+
+from neuroerp_ci.checks.bandit_scan import BanditCheck
+from neuroerp_ci.checks.command import CommandCheck
+from neuroerp_ci.checks.http_probe import HttpProbeCheck
+from neuroerp_ci.checks.interface import (
+    Check,
+    CheckContext,
+    CheckKind,
+    KindSettings,
+    execute_check,
+    skipped,
+)
+from neuroerp_ci.checks.pip_audit_scan import PipAuditCheck
+from neuroerp_ci.checks.pytest_suite import PytestCheck
+
+KINDS: dict[str, CheckKind] = {
+    kind.name: kind
+    for kind in (PytestCheck(), BanditCheck(), PipAuditCheck(), HttpProbeCheck(), CommandCheck())
+}
+
+__all__ = [
+    "KINDS",
+    "Check",
+    "CheckContext",
+    "CheckKind",
+    "KindSettings",
+    "execute_check",
+    "skipped",
+]

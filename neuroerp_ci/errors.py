@@ -1,0 +1,43 @@
+"""The one exception tree of neuroerp-ci.
+
+    NeuroErpCiError
+    ├── ConfigError          a pipeline file or its values are wrong (exit code 2)
+    ├── UsageError           CLI arguments are wrong (exit code 2)
+    ├── TargetError          the target service could not be started or did not get healthy
+    └── ToolError            a tool could not run or its output could not be read
+                             (caught by the check and turned into a CheckResult with status error)
+
+Every message is one line a person can act on; foreign exceptions are wrapped with
+``raise ... from`` where they enter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class NeuroErpCiError(Exception):
+    """Root of every error neuroerp-ci raises on purpose."""
+
+
+class ConfigError(NeuroErpCiError):
+    """A pipeline file is unreadable or invalid; names the file and the key."""
+
+    def __init__(self, path: Path | str, key: str, problem: str) -> None:
+        self.path = str(path)
+        self.key = key
+        self.problem = problem
+        where = f"{self.path}: {key}: " if key else f"{self.path}: "
+        super().__init__(f"{where}{problem}")
+
+
+class UsageError(NeuroErpCiError):
+    """Command-line arguments that cannot be honoured."""
+
+
+class TargetError(NeuroErpCiError):
+    """The target service did not start, did not get healthy or is not allowed."""
+
+
+class ToolError(NeuroErpCiError):
+    """A tool is missing, crashed, timed out or printed output that cannot be read."""

@@ -1,0 +1,163 @@
+"""The core model: what checks measure, what gates conclude. Plain Python, no Prefect.
+
+A check produces a :class:`CheckResult` (metrics and findings, never a pass/fail decision);
+gate conditions turn results into :class:`Outcome` objects; the outcomes decide the
+:class:`Verdict` of a :class:`StageReport`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Priority(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class Severity(StrEnum):
+    """How much a breached gate condition weighs in the verdict."""
+
+    BLOCKING = "blocking"
+    WARNING = "warning"
+    INFO = "info"
+
+    @classmethod
+    def for_priority(cls, priority: Priority) -> Severity:
+        return _SEVERITY_FOR_PRIORITY[priority]
+
+
+_SEVERITY_FOR_PRIORITY = {
+    Priority.HIGH: Severity.BLOCKING,
+    Priority.MEDIUM: Severity.WARNING,
+    Priority.LOW: Severity.INFO,
+}
+
+
+class CheckStatus(StrEnum):
+    OK = "ok"
+    ERROR = "error"  # tool missing, crashed, timed out, unreadable output, target unreachable
+    SKIPPED = "skipped"  # by config, or because a dependency did not complete
+
+
+class Direction(StrEnum):
+    """Which way a metric is better."""
+
+    LOWER = "lower"
+    HIGHER = "higher"
+
+
+class FindingSeverity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    # An advisory without a rating counts as high: an unrated vulnerability is not harmless.
+    UNKNOWN = "unknown"
+
+    @property
+    def rank(self) -> int:
+        return _FINDING_RANK[self]
+
+
+_FINDING_RANK = {
+    FindingSeverity.CRITICAL: 4,
+    FindingSeverity.HIGH: 3,
+    FindingSeverity.UNKNOWN: 3,
+    FindingSeverity.MEDIUM: 2,
+    FindingSeverity.LOW: 1,
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One measured value; ``samples`` keeps the raw observations behind it."""
+
+    name: str
+    value: float
+    unit: str = ""
+    direction: Direction = Direction.LOWER
+    samples: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem a tool reported: a static-analysis issue or a known advisory."""
+
+    tool: str
+    rule: str  # rule or advisory id, e.g. "B602" or "PYSEC-2021-108"
+    severity: FindingSeverity
+    message: str
+    location: str  # "path:line" or "package==version"
+    confidence: str | None = None
+    fix_versions: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass
+class CheckResult:
+    """What one check run produced. It never says pass or fail; gates do."""
+
+    check_id: str
+    kind: str
+    status: CheckStatus
+    reason: str = ""
+    duration_s: float = 0.0
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> file path of raw output
+    tool_versions: dict[str, str] = field(default_factory=dict)
+
+    def add_metric(self, metric: Metric) -> None:
+        self.metrics[metric.name] = metric
+
+
+class OutcomeStatus(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"  # counts against the verdict as blocking
+    WARN = "warn"  # counts against the verdict as a warning
+    INFO = "info"  # breached, reported, does not change the verdict
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one gate condition: value, target, status and why."""
+
+    check: str
+    condition: str  # e.g. "p95_ms <= 300", "findings >= high <= 0", "completed"
+    status: OutcomeStatus
+    severity: Severity
+    value: float | None
+    target: str
+    reason: str
+    baseline: float | None = None
+
+
+class Verdict(StrEnum):
+    PASS = "PASS"
+    WARN = "WARN"
+    FAIL = "FAIL"
+
+
+@dataclass
+class StageReport:
+    """Everything one stage run decided, in the shape ``report.json`` documents."""
+
+    run_id: str
+    stage: str
+    version: str
+    target: str
+    verdict: Verdict
+    started_at: str  # ISO 8601, UTC
+    finished_at: str
+    duration_s: float
+    checks: list[CheckResult]
+    outcomes: list[Outcome]
+    summary: str = ""
+    schema_version: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
