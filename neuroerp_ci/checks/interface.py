@@ -66,6 +66,10 @@ class CheckKind(ABC):
     # Kinds that talk to the target service need it running.
     needs_target: ClassVar[bool] = False
 
+    def needs_target_for(self, check: Check) -> bool:
+        """Whether the runner must have the target service up for this check."""
+        return self.needs_target
+
     @abstractmethod
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
         """Run the tool and return what it measured; raise ToolError when it could not."""

@@ -1,0 +1,259 @@
+"""``report.json`` and ``samples.json``: the machine-readable record of a stage run.
+
+The schema is documented in ``docs/report-schema.md``; bump :data:`SCHEMA_VERSION` for any
+change that is not a pure addition. Keys come out in a fixed order (metrics, artifacts and
+tool versions sorted by name), indented by two spaces, enums as their string values. Raw
+metric samples stay out of ``report.json`` to keep it small: ``samples.json`` holds them, and
+:func:`report_from_dict` puts the two back together.
+
+Numbers that JSON cannot hold (NaN, infinity) are written as ``null``; a metric read back with
+``null`` gets NaN, which gates treat as "not measured".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from neuroerp_ci.model import (
+    CheckResult,
+    CheckStatus,
+    Direction,
+    Finding,
+    FindingSeverity,
+    Metric,
+    Outcome,
+    OutcomeStatus,
+    Severity,
+    StageReport,
+    Verdict,
+)
+
+SCHEMA_VERSION = 1
+
+JsonObject = dict[str, Any]
+
+
+def render_json(report: StageReport) -> str:
+    """The full text of ``report.json``."""
+    return _dump(report_to_dict(report))
+
+
+def render_samples(report: StageReport) -> str:
+    """The full text of ``samples.json``: ``{check_id: {metric: [samples...]}}``.
+
+    Indented like ``report.json``, except that each metric's samples share one line: a load
+    test can have thousands of them.
+    """
+    checks = samples_to_dict(report)
+    if not checks:
+        return "{}\n"
+    blocks = []
+    for check_id, metrics in checks.items():
+        lines = [
+            f"    {_dump_one(name)}: [{', '.join(_dump_one(v) for v in values)}]"
+            for name, values in metrics.items()
+        ]
+        blocks.append(f"  {_dump_one(check_id)}: {{\n" + ",\n".join(lines) + "\n  }")
+    return "{\n" + ",\n".join(blocks) + "\n}\n"
+
+
+def report_to_dict(report: StageReport) -> JsonObject:
+    """The ``report.json`` document as plain data, keys in their documented order."""
+    return {
+        "schema_version": report.schema_version,
+        "run_id": report.run_id,
+        "stage": report.stage,
+        "version": report.version,
+        "target": report.target,
+        "verdict": report.verdict.value,
+        "summary": report.summary,
+        "started_at": report.started_at,
+        "finished_at": report.finished_at,
+        "duration_s": _number(report.duration_s),
+        "counts": _counts(report),
+        "checks": [_check(result) for result in report.checks],
+        "outcomes": [_outcome(outcome) for outcome in report.outcomes],
+    }
+
+
+def samples_to_dict(report: StageReport) -> dict[str, dict[str, list[float | None]]]:
+    """Raw samples per check and metric; checks and metrics without samples are left out."""
+    samples: dict[str, dict[str, list[float | None]]] = {}
+    for result in report.checks:
+        per_metric = {
+            name: [_number(sample) for sample in result.metrics[name].samples]
+            for name in sorted(result.metrics)
+            if result.metrics[name].samples
+        }
+        if per_metric:
+            samples[result.check_id] = per_metric
+    return samples
+
+
+def report_from_dict(
+    data: Mapping[str, Any], samples: Mapping[str, Mapping[str, Any]] | None = None
+) -> StageReport:
+    """Rebuild a :class:`StageReport` from ``report.json`` (and ``samples.json`` if given).
+
+    Raises :class:`ValueError` naming the key when the document is not a report of a schema
+    version this code reads.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"report.json: expected an object, got {type(data).__name__}")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"report.json: schema_version {version!r} is not {SCHEMA_VERSION}")
+    samples = samples or {}
+    try:
+        return StageReport(
+            run_id=str(data["run_id"]),
+            stage=str(data["stage"]),
+            version=str(data["version"]),
+            target=str(data["target"]),
+            verdict=Verdict(data["verdict"]),
+            started_at=str(data["started_at"]),
+            finished_at=str(data["finished_at"]),
+            duration_s=_float(data["duration_s"]),
+            checks=[_check_from(c, samples.get(c["id"], {})) for c in data["checks"]],
+            outcomes=[_outcome_from(o) for o in data["outcomes"]],
+            summary=str(data.get("summary", "")),
+            schema_version=SCHEMA_VERSION,
+        )
+    except KeyError as exc:
+        raise ValueError(f"report.json: missing key {exc.args[0]!r}") from exc
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"report.json: unreadable value: {exc}") from exc
+
+
+def _dump(document: object) -> str:
+    # allow_nan=False: every non-finite number must have been mapped to null already.
+    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _dump_one(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _number(value: float) -> float | None:
+    # float(): an int that slipped into a metric still comes out as a JSON float, always.
+    return float(value) if math.isfinite(value) else None
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _counts(report: StageReport) -> JsonObject:
+    outcomes = Counter(o.status for o in report.outcomes)
+    checks = Counter(c.status for c in report.checks)
+    findings = Counter(f.severity for c in report.checks for f in c.findings)
+    return {
+        "outcomes": {status.value: outcomes[status] for status in OutcomeStatus},
+        "checks": {status.value: checks[status] for status in CheckStatus},
+        "findings": {severity.value: findings[severity] for severity in FindingSeverity},
+    }
+
+
+def _check(result: CheckResult) -> JsonObject:
+    return {
+        "id": result.check_id,
+        "kind": result.kind,
+        "status": result.status.value,
+        "reason": result.reason,
+        "duration_s": _number(result.duration_s),
+        "metrics": {name: _metric(result.metrics[name]) for name in sorted(result.metrics)},
+        "findings": [_finding(finding) for finding in result.findings],
+        "artifacts": dict(sorted(result.artifacts.items())),
+        "tool_versions": dict(sorted(result.tool_versions.items())),
+    }
+
+
+def _metric(metric: Metric) -> JsonObject:
+    return {
+        "value": _number(metric.value),
+        "unit": metric.unit,
+        "direction": metric.direction.value,
+        "samples_count": len(metric.samples),
+    }
+
+
+def _finding(finding: Finding) -> JsonObject:
+    return {
+        "tool": finding.tool,
+        "rule": finding.rule,
+        "severity": finding.severity.value,
+        "confidence": finding.confidence,
+        "location": finding.location,
+        "message": finding.message,
+        "fix_versions": list(finding.fix_versions),
+        "aliases": list(finding.aliases),
+    }
+
+
+def _outcome(outcome: Outcome) -> JsonObject:
+    return {
+        "check": outcome.check,
+        "condition": outcome.condition,
+        "status": outcome.status.value,
+        "severity": outcome.severity.value,
+        "value": None if outcome.value is None else _number(outcome.value),
+        "target": outcome.target,
+        "baseline": None if outcome.baseline is None else _number(outcome.baseline),
+        "reason": outcome.reason,
+    }
+
+
+def _check_from(data: Mapping[str, Any], samples: Mapping[str, Any]) -> CheckResult:
+    metrics = {
+        name: Metric(
+            name=name,
+            value=_float(m["value"]),
+            unit=str(m.get("unit", "")),
+            direction=Direction(m.get("direction", Direction.LOWER.value)),
+            samples=tuple(_float(s) for s in samples.get(name, ())),
+        )
+        for name, m in data.get("metrics", {}).items()
+    }
+    return CheckResult(
+        check_id=str(data["id"]),
+        kind=str(data["kind"]),
+        status=CheckStatus(data["status"]),
+        reason=str(data.get("reason", "")),
+        duration_s=_float(data.get("duration_s", 0.0)),
+        metrics=metrics,
+        findings=[_finding_from(f) for f in data.get("findings", [])],
+        artifacts={str(k): str(v) for k, v in data.get("artifacts", {}).items()},
+        tool_versions={str(k): str(v) for k, v in data.get("tool_versions", {}).items()},
+    )
+
+
+def _finding_from(data: Mapping[str, Any]) -> Finding:
+    confidence = data.get("confidence")
+    return Finding(
+        tool=str(data["tool"]),
+        rule=str(data["rule"]),
+        severity=FindingSeverity(data["severity"]),
+        message=str(data["message"]),
+        location=str(data["location"]),
+        confidence=None if confidence is None else str(confidence),
+        fix_versions=tuple(str(v) for v in data.get("fix_versions", ())),
+        aliases=tuple(str(a) for a in data.get("aliases", ())),
+    )
+
+
+def _outcome_from(data: Mapping[str, Any]) -> Outcome:
+    value, baseline = data.get("value"), data.get("baseline")
+    return Outcome(
+        check=str(data["check"]),
+        condition=str(data["condition"]),
+        status=OutcomeStatus(data["status"]),
+        severity=Severity(data["severity"]),
+        value=None if value is None else float(value),
+        target=str(data["target"]),
+        reason=str(data["reason"]),
+        baseline=None if baseline is None else float(baseline),
+    )

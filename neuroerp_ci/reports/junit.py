@@ -1,0 +1,125 @@
+"""``junit.xml``: the stage's outcomes as test cases, for CI systems that read JUnit.
+
+One ``<testsuite name="neuroerp-ci.<stage>">`` holds one ``<testcase>`` per outcome (the gate
+adds a ``completed`` outcome for every check without conditions, so an errored check always
+shows up). The mapping:
+
+- ``fail``: a ``<failure message="reason">`` with the details;
+- any other status on a skipped check: ``<skipped message="reason">``;
+- ``warn``: passes, its ``<system-out>`` says ``WARNING: reason``;
+- ``info``: passes, its ``<system-out>`` says ``INFO: reason``;
+- ``pass``: passes, its ``<system-out>`` says ``PASS: reason``.
+
+``errors`` is always 0: a check that could not run fails its outcomes instead, and its reason
+says so. Every test case's ``time`` is the duration of the check it belongs to.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+
+from neuroerp_ci.model import CheckResult, CheckStatus, Outcome, OutcomeStatus, StageReport
+from neuroerp_ci.reports.format import format_value, plain_text
+
+SUITE_PREFIX = "neuroerp-ci"
+
+# Characters XML 1.0 cannot carry at all (NUL, lone surrogates, U+FFFE, ...).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_STATUS_PREFIX = {
+    OutcomeStatus.WARN: "WARNING",
+    OutcomeStatus.INFO: "INFO",
+    OutcomeStatus.PASS: "PASS",
+    OutcomeStatus.FAIL: "FAIL",
+}
+
+
+def render_junit(report: StageReport) -> str:
+    """The full text of ``junit.xml``."""
+    checks = {result.check_id: result for result in report.checks}
+    suite_name = f"{SUITE_PREFIX}.{report.stage}"
+    cases = [_testcase(suite_name, outcome, checks) for outcome in report.outcomes]
+    failures = sum(case.find("failure") is not None for case in cases)
+    skipped = sum(case.find("skipped") is not None for case in cases)
+    counts = {
+        "tests": str(len(cases)),
+        "failures": str(failures),
+        "errors": "0",
+        "skipped": str(skipped),
+        "time": _seconds(report.duration_s),
+    }
+    root = ET.Element("testsuites", {"name": SUITE_PREFIX, **counts})
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        {"name": _clean(suite_name), **counts, "timestamp": _clean(report.started_at)},
+    )
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("run_id", report.run_id),
+        ("stage", report.stage),
+        ("version", report.version),
+        ("target", report.target),
+        ("verdict", report.verdict.value),
+    ):
+        ET.SubElement(properties, "property", {"name": name, "value": _clean(value)})
+    suite.extend(cases)
+    ET.SubElement(suite, "system-out").text = _clean(report.summary)
+    ET.indent(root, space="  ")
+    body = ET.tostring(root, encoding="unicode")
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n{body}\n'
+
+
+def _testcase(suite_name: str, outcome: Outcome, checks: Mapping[str, CheckResult]) -> ET.Element:
+    result = checks.get(outcome.check)
+    case = ET.Element(
+        "testcase",
+        {
+            "classname": _clean(f"{suite_name}.{outcome.check}"),
+            "name": _clean(outcome.condition),
+            "time": _seconds(result.duration_s if result else 0.0),
+        },
+    )
+    properties = ET.SubElement(case, "properties")
+    for name, value in (
+        ("severity", outcome.severity.value),
+        ("status", outcome.status.value),
+        ("value", format_value(outcome.value)),
+        ("target", outcome.target),
+        ("baseline", format_value(outcome.baseline)),
+    ):
+        ET.SubElement(properties, "property", {"name": name, "value": _clean(value)})
+    reason = _clean(outcome.reason)
+    if outcome.status is OutcomeStatus.FAIL:
+        attributes = {"message": reason, "type": outcome.severity.value}
+        failure = ET.SubElement(case, "failure", attributes)
+        failure.text = _details(outcome, result)
+    elif result is not None and result.status is CheckStatus.SKIPPED:
+        ET.SubElement(case, "skipped", {"message": reason})
+    else:
+        ET.SubElement(case, "system-out").text = f"{_STATUS_PREFIX[outcome.status]}: {reason}"
+    return case
+
+
+def _details(outcome: Outcome, result: CheckResult | None) -> str:
+    lines = [
+        outcome.reason,
+        f"condition: {outcome.condition}",
+        f"value: {format_value(outcome.value)}",
+        f"target: {outcome.target}",
+        f"baseline: {format_value(outcome.baseline)}",
+        f"severity: {outcome.severity.value}",
+    ]
+    if result is not None and result.status is not CheckStatus.OK:
+        lines.append(f"check {result.status.value}: {result.reason}")
+    return _clean("\n".join(lines))
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}" if math.isfinite(value) else "0.000"
+
+
+def _clean(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", plain_text(text))

@@ -1,0 +1,213 @@
+"""``report.md``: the human summary of a stage run, also used as the Prefect artifacts.
+
+The headline says the verdict, the stage and the version; then the one-line summary, the
+outcomes (failing ones first), the checks, their metrics and their findings. No links, and
+every piece of tool output is escaped so it cannot break a table or inject HTML.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from neuroerp_ci.model import (
+    CheckResult,
+    CheckStatus,
+    Finding,
+    Outcome,
+    OutcomeStatus,
+    StageReport,
+    Verdict,
+)
+from neuroerp_ci.reports.format import MISSING, format_duration, format_value, plain_text
+
+MAX_FINDINGS_PER_CHECK = 20
+MAX_METRICS_PER_CHECK = 30
+MAX_MESSAGE_CHARS = 200  # advisory texts can be whole paragraphs; report.json keeps them whole
+
+OUTCOME_COLUMNS = ("status", "check", "condition", "value", "target", "baseline", "reason")
+
+_VERDICT_MARK = {Verdict.PASS: "✅", Verdict.WARN: "⚠️", Verdict.FAIL: "❌"}
+_OUTCOME_MARK = {
+    OutcomeStatus.FAIL: "❌",
+    OutcomeStatus.WARN: "⚠️",
+    OutcomeStatus.INFO: "ℹ️",
+    OutcomeStatus.PASS: "✅",
+}
+_CHECK_MARK = {CheckStatus.OK: "✅", CheckStatus.ERROR: "💥", CheckStatus.SKIPPED: "⏭️"}
+# Failing first: what decided the verdict is what a reader looks for.
+_OUTCOME_ORDER = {
+    OutcomeStatus.FAIL: 0,
+    OutcomeStatus.WARN: 1,
+    OutcomeStatus.INFO: 2,
+    OutcomeStatus.PASS: 3,
+}
+# "<" followed by a letter, "/", "!" or "?" could open an HTML tag; "<= 300" cannot.
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+
+
+def render_markdown(report: StageReport) -> str:
+    """The full text of ``report.md``."""
+    parts = [
+        _headline(report),
+        _facts(report),
+        _section("Outcomes", _outcomes_table(report)),
+        _section("Checks", _checks_table(report.checks)),
+    ]
+    metrics = _metrics_tables(report.checks)
+    if metrics:
+        parts.append(_section("Metrics", metrics))
+    findings = _findings_lists(report.checks)
+    if findings:
+        parts.append(_section("Findings", findings))
+    return "\n\n".join(parts) + "\n"
+
+
+def markdown_summary(report: StageReport) -> str:
+    """The Prefect markdown artifact: the same text as ``report.md``."""
+    return render_markdown(report)
+
+
+def outcome_rows(report: StageReport) -> list[dict[str, str]]:
+    """The outcomes as table rows for the Prefect table artifact, failing ones first.
+
+    Every row has exactly the keys of :data:`OUTCOME_COLUMNS`; values are display text.
+    """
+    return [
+        {
+            "status": outcome.status.value,
+            "check": outcome.check,
+            "condition": outcome.condition,
+            "value": format_value(outcome.value),
+            "target": outcome.target or MISSING,
+            "baseline": format_value(outcome.baseline),
+            "reason": outcome.reason,
+        }
+        for outcome in _failing_first(report.outcomes)
+    ]
+
+
+def escape_cell(text: str) -> str:
+    """Text safe inside a Markdown table cell: one line, pipes escaped, no HTML tags."""
+    return _escape_inline(text).replace("|", "\\|")
+
+
+def _escape_inline(text: str) -> str:
+    return _TAG_START.sub("\\\\<", _LINE_BREAKS.sub(" ", plain_text(text)).strip())
+
+
+def _failing_first(outcomes: Sequence[Outcome]) -> list[Outcome]:
+    return sorted(outcomes, key=lambda o: _OUTCOME_ORDER[o.status])  # stable: config order kept
+
+
+def _headline(report: StageReport) -> str:
+    version = report.version or "(no version)"
+    mark = _VERDICT_MARK[report.verdict]
+    return f"## {mark} {report.verdict.value} — {_escape_inline(report.stage)} @ " + (
+        _escape_inline(version)
+    )
+
+
+def _facts(report: StageReport) -> str:
+    summary = _escape_inline(report.summary) or MISSING
+    facts = " · ".join(
+        [
+            f"target **{_escape_inline(report.target)}**",
+            f"run `{report.run_id}`" if "`" not in report.run_id else f"run {report.run_id}",
+            f"{report.started_at} → {report.finished_at}",
+            format_duration(report.duration_s),
+        ]
+    )
+    return f"{summary}\n\n{facts}"
+
+
+def _section(title: str, body: str) -> str:
+    return f"### {title}\n\n{body}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = [_row(header), "|" + "|".join("---" for _ in header) + "|"]
+    lines.extend(_row(row) for row in rows)
+    return "\n".join(lines)
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(escape_cell(cell) or " " for cell in cells) + " |"
+
+
+def _outcomes_table(report: StageReport) -> str:
+    if not report.outcomes:
+        return "No condition was evaluated."
+    with_baseline = any(o.baseline is not None for o in report.outcomes)
+    columns = [c for c in OUTCOME_COLUMNS if with_baseline or c != "baseline"]
+    rows = []
+    for outcome, row in zip(_failing_first(report.outcomes), outcome_rows(report), strict=True):
+        row["status"] = f"{_OUTCOME_MARK[outcome.status]} {outcome.status.value}"
+        rows.append([row[c] for c in columns])
+    return _table([c.capitalize() for c in columns], rows)
+
+
+def _checks_table(checks: Sequence[CheckResult]) -> str:
+    if not checks:
+        return "No check ran."
+    rows = [
+        [
+            result.check_id,
+            result.kind,
+            f"{_CHECK_MARK[result.status]} {result.status.value}",
+            format_duration(result.duration_s),
+            str(len(result.findings)),
+            result.reason,
+        ]
+        for result in checks
+    ]
+    return _table(["Check", "Kind", "Status", "Duration", "Findings", "Reason"], rows)
+
+
+def _metrics_tables(checks: Sequence[CheckResult]) -> str:
+    rows: list[list[str]] = []
+    for result in checks:
+        names = sorted(result.metrics)
+        for name in names[:MAX_METRICS_PER_CHECK]:
+            metric = result.metrics[name]
+            samples = str(len(metric.samples)) if metric.samples else ""
+            rows.append([result.check_id, name, format_value(metric.value, metric.unit), samples])
+        if len(names) > MAX_METRICS_PER_CHECK:
+            more = f"... and {len(names) - MAX_METRICS_PER_CHECK} more (see report.json)"
+            rows.append([result.check_id, more, "", ""])
+    return _table(["Check", "Metric", "Value", "Samples"], rows) if rows else ""
+
+
+def _findings_lists(checks: Sequence[CheckResult]) -> str:
+    blocks = []
+    for result in checks:
+        if not result.findings:
+            continue
+        ranked = sorted(result.findings, key=lambda f: -f.severity.rank)  # stable within a rank
+        lines = [f"#### {_escape_inline(result.check_id)} ({len(ranked)})", ""]
+        lines.extend(_finding_line(finding) for finding in ranked[:MAX_FINDINGS_PER_CHECK])
+        if len(ranked) > MAX_FINDINGS_PER_CHECK:
+            lines.append(f"- ... and {len(ranked) - MAX_FINDINGS_PER_CHECK} more")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _finding_line(finding: Finding) -> str:
+    rule = f"`{finding.rule}`" if "`" not in finding.rule else _escape_inline(finding.rule)
+    details = [_escape_inline(finding.location)]
+    if finding.confidence:
+        details.append(f"confidence {_escape_inline(finding.confidence)}")
+    if finding.fix_versions:
+        details.append("fix: " + ", ".join(_escape_inline(v) for v in finding.fix_versions))
+    if finding.aliases:
+        details.append("aka " + ", ".join(_escape_inline(a) for a in finding.aliases))
+    return (
+        f"- **{finding.severity.value}** {rule} ({_escape_inline(finding.tool)}): "
+        f"{_escape_inline(_shorten(finding.message))} — " + "; ".join(details)
+    )
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"

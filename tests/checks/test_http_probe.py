@@ -1,0 +1,488 @@
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from neuroerp_ci.checks.http_probe import (
+    HttpProbeCheck,
+    HttpProbeSettings,
+    ProbeRun,
+    Sample,
+    probe_metrics,
+)
+from neuroerp_ci.checks.interface import Check, CheckContext, execute_check
+from neuroerp_ci.errors import TargetError, ToolError
+from neuroerp_ci.model import CheckStatus, Direction, Priority
+from neuroerp_ci.percentiles import percentile
+from neuroerp_ci.target import free_port
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def make_check(settings: dict[str, Any], timeout: float = 60.0) -> Check:
+    return Check(
+        id="latency",
+        title="latency",
+        kind="http",
+        priority=Priority.HIGH,
+        dependencies=(),
+        timeout=timeout,
+        settings=HttpProbeSettings.model_validate(settings),
+    )
+
+
+def make_ctx(
+    tmp_path: Path, base_url: str | None, allowed: tuple[str, ...] = LOOPBACK
+) -> CheckContext:
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    return CheckContext(
+        project_dir=tmp_path, work_dir=work, python=sys.executable, env={},
+        base_url=base_url, allowed_hosts=allowed,
+    )
+
+
+class Recorder:
+    """A MockTransport handler that records every request it was given."""
+
+    def __init__(self, respond: Callable[[httpx.Request], httpx.Response]) -> None:
+        self.respond = respond
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.respond(request)
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self)
+
+
+def by_path(request: httpx.Request) -> httpx.Response:
+    if request.url.path == "/bad":
+        return httpx.Response(503, text="down")
+    if request.url.path == "/moved":
+        return httpx.Response(302, headers={"location": "http://10.255.255.1:9/"})
+    return httpx.Response(200, text="ok")
+
+
+# --- settings ------------------------------------------------------------------------
+
+
+def test_kind_is_exclusive_and_needs_target() -> None:
+    assert HttpProbeCheck.name == "http"
+    assert HttpProbeCheck.exclusive is True
+    assert HttpProbeCheck.needs_target is True
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        {"name": "a"},  # neither path nor url
+        {"name": "a", "path": "/", "url": "http://127.0.0.1/"},  # both
+        {"name": "A b", "path": "/"},  # bad name
+        {"name": "a", "url": "/relative"},  # url must be absolute
+        {"name": "a", "path": "/", "expect_status": [700]},
+        {"name": "a", "path": "/", "method": "FETCH"},
+        {"name": "a", "path": "/", "typo": 1},
+    ],
+)
+def test_invalid_endpoint_settings(endpoint: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        HttpProbeSettings.model_validate({"endpoints": [endpoint]})
+
+
+def test_settings_defaults_json_alias_and_limits() -> None:
+    s = HttpProbeSettings.model_validate(
+        {"endpoints": [{"name": "a", "path": "/", "method": "POST", "json": {"x": 1}}]}
+    )
+    assert (s.samples, s.warmup, s.request_timeout, s.verify_tls) == (20, 2, 10.0, True)
+    assert s.endpoints[0].body == {"x": 1}
+    assert s.endpoints[0].expect_status == [200]
+    with pytest.raises(ValidationError):
+        HttpProbeSettings.model_validate({"endpoints": []})
+    with pytest.raises(ValidationError):
+        HttpProbeSettings.model_validate({"endpoints": [{"name": "a", "path": "/"}], "samples": 0})
+    with pytest.raises(ValidationError, match="duplicate"):
+        HttpProbeSettings.model_validate(
+            {"endpoints": [{"name": "a", "path": "/"}, {"name": "a", "path": "/x"}]}
+        )
+
+
+# --- unit: MockTransport -------------------------------------------------------------
+
+
+def test_statuses_error_rates_and_round_robin(tmp_path: Path) -> None:
+    rec = Recorder(by_path)
+    check = make_check(
+        {"endpoints": [{"name": "good", "path": "/ok"}, {"name": "bad", "path": "/bad"}],
+         "samples": 5, "warmup": 1}
+    )
+    result = HttpProbeCheck(rec.transport()).measure(check, make_ctx(tmp_path, "http://127.0.0.1:1"))
+
+    assert result.status is CheckStatus.OK
+    paths = [r.url.path for r in rec.requests]
+    assert paths == ["/ok", "/bad"] * 6  # 1 warm-up + 5 samples, interleaved
+    m = result.metrics
+    assert m["good.error_rate"].value == 0.0
+    assert m["bad.error_rate"].value == 1.0
+    assert m["error_rate"].value == 0.5
+    assert m["error_rate"].unit == "ratio"
+    assert m["requests"].value == 10  # warm-up not counted
+    assert len(m["good.p50_ms"].samples) == 5
+    assert "bad.p50_ms" not in m  # no successful request: no latency to report
+    assert len(m["p95_ms"].samples) == 5  # aggregate latency covers successes only
+    assert m["p95_ms"].direction is Direction.LOWER
+    assert m["throughput_rps"].direction is Direction.HIGHER
+    assert "connect_ms" not in m  # MockTransport opens no connection
+    assert result.reason.startswith("10 requests, p95 ")
+    assert result.reason.endswith("error rate 50.0 %")
+
+    raw = json.loads(Path(result.artifacts["http_samples"]).read_text())
+    bad = raw["endpoints"]["bad"]
+    assert bad["url"] == "http://127.0.0.1:1/bad"
+    assert [s["status"] for s in bad["samples"]] == [503] * 6
+    assert [s["warmup"] for s in bad["samples"]] == [True] + [False] * 5
+    assert "unexpected status 503" in bad["samples"][0]["error"]
+
+
+def test_body_headers_method_and_expected_status(tmp_path: Path) -> None:
+    def created(request: httpx.Request) -> httpx.Response:
+        assert request.method == "POST"
+        assert json.loads(request.content) == {"limit": 10}
+        assert request.headers["x-tenant"] == "t1"
+        return httpx.Response(201)
+
+    rec = Recorder(created)
+    check = make_check(
+        {"endpoints": [{"name": "orders", "url": "http://localhost:8000/api/orders",
+                        "method": "POST", "json": {"limit": 10}, "headers": {"X-Tenant": "t1"},
+                        "expect_status": [201]}],
+         "samples": 3, "warmup": 0}
+    )
+    result = HttpProbeCheck(rec.transport()).measure(check, make_ctx(tmp_path, None))
+    assert len(rec.requests) == 3
+    assert result.metrics["error_rate"].value == 0.0
+
+
+def test_redirect_is_not_followed_and_counts_as_error(tmp_path: Path) -> None:
+    rec = Recorder(by_path)
+    check = make_check(
+        {"endpoints": [{"name": "a", "path": "/ok"}, {"name": "m", "path": "/moved"}],
+         "samples": 2, "warmup": 0}
+    )
+    result = HttpProbeCheck(rec.transport()).measure(check, make_ctx(tmp_path, "http://127.0.0.1:1"))
+    assert {r.url.host for r in rec.requests} == {"127.0.0.1"}
+    assert result.metrics["m.error_rate"].value == 1.0
+
+
+def test_transport_errors_count_in_error_rate(tmp_path: Path) -> None:
+    calls = 0
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls % 2:
+            raise httpx.ReadTimeout("timed out", request=request)
+        return httpx.Response(200)
+
+    check = make_check({"endpoints": [{"name": "a", "path": "/"}], "samples": 4, "warmup": 0})
+    result = HttpProbeCheck(httpx.MockTransport(flaky)).measure(
+        check, make_ctx(tmp_path, "http://127.0.0.1:1")
+    )
+    assert result.metrics["error_rate"].value == 0.5
+    raw = json.loads(Path(result.artifacts["http_samples"]).read_text())
+    errors = [s["error"] for s in raw["endpoints"]["a"]["samples"]]
+    assert errors[0] == "ReadTimeout: timed out" and errors[1] is None
+
+
+def test_nothing_answering_is_a_target_error(tmp_path: Path) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    check = make_check({"endpoints": [{"name": "a", "path": "/health"}], "samples": 3})
+    ctx = make_ctx(tmp_path, "http://127.0.0.1:1")
+    expected = r"not answering at http://127\.0\.0\.1:1/health: ConnectError"
+    with pytest.raises(TargetError, match=expected):
+        HttpProbeCheck(httpx.MockTransport(refuse)).measure(check, ctx)
+    result = execute_check(HttpProbeCheck(httpx.MockTransport(refuse)), check, ctx)
+    assert result.status is CheckStatus.ERROR
+    assert "Connection refused" in result.reason
+    # The raw samples are kept even though the check failed.
+    raw = json.loads((ctx.work_dir / "http_samples.json").read_text())
+    assert len(raw["endpoints"]["a"]["samples"]) == 5
+
+
+def test_all_wrong_status_is_not_a_target_error(tmp_path: Path) -> None:
+    # The target answered (with 503): that is an error rate for the gates, not "unreachable".
+    check = make_check({"endpoints": [{"name": "bad", "path": "/bad"}], "samples": 2})
+    result = HttpProbeCheck(Recorder(by_path).transport()).measure(
+        check, make_ctx(tmp_path, "http://127.0.0.1:1")
+    )
+    assert result.metrics["error_rate"].value == 1.0
+    assert "p95_ms" not in result.metrics
+    assert "no successful request" in result.reason
+
+
+def test_disallowed_host_sends_zero_requests(tmp_path: Path) -> None:
+    rec = Recorder(by_path)
+    check = make_check(
+        {"endpoints": [{"name": "ok", "path": "/ok"},
+                       {"name": "far", "url": "http://10.255.255.1:9/x"}]}
+    )
+    ctx = make_ctx(tmp_path, "http://127.0.0.1:1", allowed=("127.0.0.1",))
+    with pytest.raises(TargetError, match=r"'10\.255\.255\.1'.*\['127\.0\.0\.1'\]"):
+        HttpProbeCheck(rec.transport()).measure(check, ctx)
+    assert rec.requests == []  # refused before the first (allowed) endpoint was probed
+
+
+def test_relative_path_without_base_url_is_a_target_error(tmp_path: Path) -> None:
+    rec = Recorder(by_path)
+    check = make_check({"endpoints": [{"name": "a", "path": "/ok"}]})
+    with pytest.raises(TargetError, match="no base_url"):
+        HttpProbeCheck(rec.transport()).measure(check, make_ctx(tmp_path, None))
+    assert rec.requests == []
+
+
+def test_probe_stops_at_check_timeout(tmp_path: Path) -> None:
+    def slow(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.05)
+        return httpx.Response(200)
+
+    check = make_check(
+        {"endpoints": [{"name": "a", "path": "/"}], "samples": 100, "warmup": 0}, timeout=0.2
+    )
+    rec = Recorder(slow)
+    with pytest.raises(ToolError, match="exceeded timeout"):
+        HttpProbeCheck(rec.transport()).measure(check, make_ctx(tmp_path, "http://127.0.0.1:1"))
+    assert 0 < len(rec.requests) < 100
+
+
+def _sample(name: str, ms: float, *, ok: bool = True, warmup: bool = False) -> Sample:
+    return Sample(name, warmup, ms, status=200 if ok else 500, ok=ok)
+
+
+def test_metrics_use_counted_successes_only() -> None:
+    good = [12.0, 3.0, 7.0, 30.0, 5.0, 9.0]
+    run = ProbeRun(
+        samples=[_sample("a", 1000.0, warmup=True), *(_sample("a", v) for v in good),
+                 _sample("a", 999.0, ok=False), _sample("b", 4.0)],
+        wall_s=2.0,
+    )
+    m = {metric.name: metric for metric in probe_metrics(run, ["a", "b"])}
+    assert m["a.p50_ms"].value == pytest.approx(percentile(good, 50))
+    assert m["a.p95_ms"].value == pytest.approx(percentile(good, 95))
+    assert m["a.p99_ms"].value == pytest.approx(percentile(good, 99))
+    assert m["a.mean_ms"].value == pytest.approx(sum(good) / len(good))
+    assert m["a.error_rate"].value == pytest.approx(1 / 7)
+    assert m["p99_ms"].value == pytest.approx(percentile([*good, 4.0], 99))
+    assert m["max_ms"].value == 30.0
+    assert m["requests"].value == 8
+    assert m["throughput_rps"].value == pytest.approx(4.0)
+    assert m["error_rate"].value == pytest.approx(1 / 8)
+    assert "mean_ms" not in m
+
+
+def test_connect_samples_include_warmup_ttfb_does_not() -> None:
+    warm = Sample("a", True, 5.0, status=200, ok=True, connect_ms=1.5, ttfb_ms=50.0)
+    later = [Sample("a", False, 3.0, status=200, ok=True, ttfb_ms=t) for t in (1.0, 2.0, 3.0)]
+    m = {metric.name: metric for metric in probe_metrics(ProbeRun([warm, *later], 1.0), ["a"])}
+    assert m["connect_ms"].value == 1.5 and m["connect_ms"].samples == (1.5,)
+    assert m["ttfb_ms"].value == 2.0
+    assert "tls_ms" not in m
+
+
+# --- integration: a real HTTP server on loopback ---------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so connection reuse is observable
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        url = urlsplit(self.path)
+        if url.path == "/slow":
+            time.sleep(int(parse_qs(url.query).get("ms", ["50"])[0]) / 1000)
+        status = 500 if url.path == "/fail" else 200
+        body = b"ok" if status == 200 else b"boom"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+class CountingTransport(httpx.HTTPTransport):
+    """The real transport, counting what it is asked to send."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        return super().handle_request(request)
+
+
+@pytest.mark.integration
+def test_real_server_latency_and_connection_reuse(tmp_path: Path, server: str) -> None:
+    check = make_check(
+        {"endpoints": [{"name": "slow", "path": "/slow?ms=50"}, {"name": "fast", "path": "/"}],
+         "samples": 5, "warmup": 1}
+    )
+    result = execute_check(HttpProbeCheck(), check, make_ctx(tmp_path, server))
+    assert result.status is CheckStatus.OK, result.reason
+    m = result.metrics
+    assert m["slow.p50_ms"].value >= 50.0  # the server sleeps 50 ms before answering
+    assert m["slow.p50_ms"].value > m["fast.p50_ms"].value
+    assert m["error_rate"].value == 0.0
+    assert m["requests"].value == 10
+    # One client, keep-alive: a single TCP connect for all 12 requests (warm-up included).
+    assert m["connect_ms"].samples and len(m["connect_ms"].samples) == 1
+    assert "tls_ms" not in m  # plain http
+    assert len(m["ttfb_ms"].samples) == 10
+    assert result.tool_versions["httpx"] == httpx.__version__
+
+
+@pytest.mark.integration
+def test_real_server_500_endpoint(tmp_path: Path, server: str) -> None:
+    check = make_check(
+        {"endpoints": [{"name": "ok", "path": "/"}, {"name": "fail", "path": "/fail"}],
+         "samples": 4, "warmup": 0}
+    )
+    result = execute_check(HttpProbeCheck(), check, make_ctx(tmp_path, server))
+    assert result.status is CheckStatus.OK
+    assert result.metrics["fail.error_rate"].value == 1.0
+    assert result.metrics["ok.error_rate"].value == 0.0
+    assert result.metrics["error_rate"].value == 0.5
+
+
+@pytest.mark.integration
+def test_real_request_timeout_counts_as_error(tmp_path: Path, server: str) -> None:
+    check = make_check(
+        {"endpoints": [{"name": "ok", "path": "/"}, {"name": "hang", "path": "/slow?ms=1500"}],
+         "samples": 2, "warmup": 0, "request_timeout": 0.2}
+    )
+    result = execute_check(HttpProbeCheck(), check, make_ctx(tmp_path, server))
+    assert result.status is CheckStatus.OK, result.reason
+    assert result.metrics["hang.error_rate"].value == 1.0
+    raw = json.loads(Path(result.artifacts["http_samples"]).read_text())
+    assert all(s["error"].startswith("ReadTimeout") for s in raw["endpoints"]["hang"]["samples"])
+
+
+@pytest.mark.integration
+def test_closed_port_is_not_answering(tmp_path: Path) -> None:
+    base = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    check = make_check({"endpoints": [{"name": "a", "path": "/"}], "samples": 2})
+    result = execute_check(HttpProbeCheck(), check, make_ctx(tmp_path, base))
+    assert result.status is CheckStatus.ERROR
+    assert f"not answering at {base}/: ConnectError" in result.reason
+
+
+@pytest.mark.integration
+def test_disallowed_remote_host_is_never_contacted(tmp_path: Path) -> None:
+    transport = CountingTransport()
+    check = make_check({"endpoints": [{"name": "a", "path": "/"}]})
+    ctx = make_ctx(tmp_path, "http://10.255.255.1:9", allowed=("127.0.0.1",))
+    result = execute_check(HttpProbeCheck(transport), check, ctx)
+    assert result.status is CheckStatus.ERROR
+    assert "'10.255.255.1'" in result.reason and "allowed_hosts" in result.reason
+    assert transport.calls == 0
+
+
+@pytest.mark.integration
+def test_disallowed_loopback_listener_sees_no_connection(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.2", 0))
+        listener.listen(8)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        check = make_check({"endpoints": [{"name": "a", "path": "/"}], "samples": 3})
+        ctx = make_ctx(tmp_path, f"http://127.0.0.2:{port}", allowed=("127.0.0.1",))
+        result = execute_check(HttpProbeCheck(), check, ctx)
+        assert result.status is CheckStatus.ERROR
+        assert "not in allowed_hosts" in result.reason
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # no connection ever reached the listener
+        # Control: the listener does notice a connection when one is made.
+        with socket.create_connection(("127.0.0.2", port), timeout=2):
+            deadline = time.monotonic() + 2
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except BlockingIOError:
+                    assert time.monotonic() < deadline, "control connection not accepted"
+                    time.sleep(0.01)
+                    continue
+                conn.close()
+                break
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[str]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make a self-signed certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+@pytest.mark.integration
+def test_tls_timings_and_verification(tmp_path: Path, tls_server: str) -> None:
+    settings = {"endpoints": [{"name": "a", "path": "/"}], "samples": 3, "warmup": 1}
+    result = execute_check(
+        HttpProbeCheck(), make_check({**settings, "verify_tls": False}),
+        make_ctx(tmp_path, tls_server),
+    )
+    assert result.status is CheckStatus.OK, result.reason
+    assert len(result.metrics["tls_ms"].samples) == 1  # one handshake, then keep-alive
+    assert result.metrics["tls_ms"].value > 0
+    # A self-signed certificate is refused when verification is on (the default).
+    result = execute_check(HttpProbeCheck(), make_check(settings), make_ctx(tmp_path, tls_server))
+    assert result.status is CheckStatus.ERROR
+    assert "CERTIFICATE_VERIFY_FAILED" in result.reason

@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from neuroerp_ci.model import CheckResult, CheckStatus, Metric, StageReport
+from neuroerp_ci.reports.json_report import (
+    SCHEMA_VERSION,
+    render_json,
+    render_samples,
+    report_from_dict,
+    report_to_dict,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA_DOC = REPO / "docs" / "report-schema.md"
+GOLDEN = Path(__file__).resolve().parents[1] / "assets" / "reports"
+
+TOP_LEVEL = [
+    "schema_version", "run_id", "stage", "version", "target", "verdict", "summary",
+    "started_at", "finished_at", "duration_s", "counts", "checks", "outcomes",
+]
+
+
+def _golden(name: str, text: str) -> str:
+    """The stored golden text; NEUROERP_CI_UPDATE_GOLDEN=1 rewrites it from ``text``."""
+    path = GOLDEN / name
+    if os.environ.get("NEUROERP_CI_UPDATE_GOLDEN") == "1":
+        path.write_text(text, encoding="utf-8")
+    return path.read_text(encoding="utf-8")
+
+
+def test_top_level_keys_in_documented_order(any_report: StageReport) -> None:
+    data = json.loads(render_json(any_report))
+    assert list(data) == TOP_LEVEL
+    assert data["schema_version"] == SCHEMA_VERSION == 1
+
+
+def test_fail_report_matches_golden_file(fail_report: StageReport) -> None:
+    assert render_json(fail_report) == _golden("fail/report.json", render_json(fail_report))
+    assert render_samples(fail_report) == _golden("fail/samples.json", render_samples(fail_report))
+
+
+def test_enums_are_strings_and_numbers_are_numbers(fail_report: StageReport) -> None:
+    data = json.loads(render_json(fail_report))
+    assert data["verdict"] == "FAIL"
+    assert data["duration_s"] == 132.25
+    latency = next(c for c in data["checks"] if c["id"] == "api-latency")
+    assert latency["metrics"]["p95_ms"] == {
+        "value": 412.75, "unit": "ms", "direction": "lower", "samples_count": 3,
+    }
+    audit = next(c for c in data["checks"] if c["id"] == "dependency-audit")
+    assert audit["status"] == "error"
+    assert audit["findings"][0] == {
+        "tool": "pip-audit",
+        "rule": "PYSEC-2021-108",
+        "severity": "unknown",
+        "confidence": None,
+        "location": "jinja2==2.11.2",
+        "message": "Jinja2 sandbox escape",
+        "fix_versions": ["2.11.3"],
+        "aliases": ["CVE-2020-28493"],
+    }
+    assert data["outcomes"][3] == {
+        "check": "bandit",
+        "condition": "findings(high+) <= 0",
+        "status": "fail",
+        "severity": "blocking",
+        "value": 8.0,
+        "target": "<= 0",
+        "baseline": None,
+        "reason": "bandit: 8 findings high+ > 0 (B601 | B604)",
+    }
+
+
+def test_counts(fail_report: StageReport) -> None:
+    counts = json.loads(render_json(fail_report))["counts"]
+    assert counts == {
+        "outcomes": {"pass": 2, "fail": 2, "warn": 1, "info": 1},
+        "checks": {"ok": 3, "error": 1, "skipped": 1},
+        "findings": {"critical": 0, "high": 8, "medium": 8, "low": 9, "unknown": 1},
+    }
+
+
+def test_samples_live_in_samples_json_only(fail_report: StageReport) -> None:
+    text = render_json(fail_report)
+    assert "401.5" not in text  # a raw sample of p95_ms
+    samples = json.loads(render_samples(fail_report))
+    assert samples == {"api-latency": {"p95_ms": [380.0, 401.5, 412.75], "throughput_rps": [88.4]}}
+
+
+def test_metrics_artifacts_and_tool_versions_are_sorted(pass_report: StageReport) -> None:
+    check = json.loads(render_json(pass_report))["checks"][0]
+    assert list(check["metrics"]) == ["coverage", "failed", "tests"]
+    assert list(check["artifacts"]) == ["coverage", "junit"]
+    assert list(check) == [
+        "id", "kind", "status", "reason", "duration_s", "metrics", "findings", "artifacts",
+        "tool_versions",
+    ]
+
+
+def test_rendering_is_deterministic_and_indented(any_report: StageReport) -> None:
+    text = render_json(any_report)
+    assert text == render_json(any_report)
+    assert text.endswith("}\n")
+    assert text.splitlines()[1] == '  "schema_version": 1,'
+    assert "—" in text  # unicode kept readable, not \u2014
+
+
+def test_round_trip_with_samples(any_report: StageReport) -> None:
+    data = json.loads(render_json(any_report))
+    samples = json.loads(render_samples(any_report))
+    assert report_from_dict(data, samples) == any_report
+
+
+def test_round_trip_without_samples_drops_only_the_samples(warn_report: StageReport) -> None:
+    restored = report_from_dict(json.loads(render_json(warn_report)))
+    latency = restored.checks[0]
+    assert latency.metrics["p95_ms"].samples == ()
+    assert latency.metrics["p95_ms"].value == 412.75
+    assert restored.outcomes == warn_report.outcomes
+
+
+def test_non_finite_numbers_become_null_and_read_back_as_nan(pass_report: StageReport) -> None:
+    broken = CheckResult(
+        "probe", "http_probe", CheckStatus.OK,
+        metrics={"p95_ms": Metric("p95_ms", math.nan, "ms", samples=(1.0, math.inf))},
+    )
+    report = replace(pass_report, checks=[broken], duration_s=math.inf)
+    text = render_json(report)
+    json.loads(text, parse_constant=_reject)  # strict JSON: no NaN/Infinity literals
+    data = json.loads(text)
+    assert data["checks"][0]["metrics"]["p95_ms"]["value"] is None
+    assert data["duration_s"] is None
+    assert json.loads(render_samples(report)) == {"probe": {"p95_ms": [1.0, None]}}
+    restored = report_from_dict(data, json.loads(render_samples(report)))
+    assert math.isnan(restored.checks[0].metrics["p95_ms"].value)
+    assert math.isnan(restored.checks[0].metrics["p95_ms"].samples[1])
+
+
+def _reject(literal: str) -> Any:
+    raise AssertionError(f"non-standard JSON literal {literal}")
+
+
+def test_other_schema_version_is_refused(pass_report: StageReport) -> None:
+    data = report_to_dict(pass_report)
+    data["schema_version"] = 2
+    with pytest.raises(ValueError, match="schema_version 2"):
+        report_from_dict(data)
+
+
+def test_missing_key_is_named(pass_report: StageReport) -> None:
+    data = report_to_dict(pass_report)
+    del data["checks"][0]["kind"]
+    with pytest.raises(ValueError, match="missing key 'kind'"):
+        report_from_dict(data)
+
+
+def test_not_an_object_is_refused() -> None:
+    with pytest.raises(ValueError, match="expected an object, got list"):
+        report_from_dict([])  # type: ignore[arg-type]
+
+
+def test_bad_enum_value_is_refused(pass_report: StageReport) -> None:
+    data = report_to_dict(pass_report)
+    data["verdict"] = "MAYBE"
+    with pytest.raises(ValueError, match="MAYBE"):
+        report_from_dict(data)
+
+
+def _documented_keys() -> set[str]:
+    return set(re.findall(r"`([a-z_]+)`", SCHEMA_DOC.read_text(encoding="utf-8")))
+
+
+def _keys(value: object, skip_children_of: frozenset[str]) -> set[str]:
+    """Every key of a JSON document, except inside maps keyed by data (metric names...)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found.add(key)
+            if key not in skip_children_of:
+                found |= _keys(child, skip_children_of)
+            elif key == "metrics":
+                for metric in child.values():
+                    found |= _keys(metric, skip_children_of)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _keys(item, skip_children_of)
+    return found
+
+
+def test_schema_doc_names_every_key(fail_report: StageReport) -> None:
+    data = json.loads(render_json(fail_report))
+    documented = _documented_keys()
+    assert set(data) <= documented
+    data_keyed = frozenset({"metrics", "artifacts", "tool_versions"})
+    missing = _keys(data, data_keyed) - documented
+    assert not missing, f"docs/report-schema.md does not mention {sorted(missing)}"

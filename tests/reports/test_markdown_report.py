@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from neuroerp_ci.model import Outcome, OutcomeStatus, Severity, StageReport, Verdict
+from neuroerp_ci.reports.markdown import (
+    MAX_FINDINGS_PER_CHECK,
+    OUTCOME_COLUMNS,
+    escape_cell,
+    markdown_summary,
+    outcome_rows,
+    render_markdown,
+)
+
+GOLDEN = Path(__file__).resolve().parents[1] / "assets" / "reports"
+
+
+def _section(text: str, title: str) -> list[str]:
+    """The lines of one ``### title`` section."""
+    lines = text.splitlines()
+    start = lines.index(f"### {title}") + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("### ")), len(lines))
+    return lines[start:end]
+
+
+def _table_rows(text: str, title: str) -> list[str]:
+    return [line for line in _section(text, title) if line.startswith("| ")][1:]  # no header
+
+
+def test_headline_names_verdict_stage_and_version(
+    pass_report: StageReport, warn_report: StageReport, fail_report: StageReport
+) -> None:
+    assert render_markdown(fail_report).splitlines()[0] == (
+        "## ❌ FAIL — development @ 1.4.2+g3f9a2c1"
+    )
+    assert render_markdown(warn_report).startswith("## ⚠️ WARN — development @ ")
+    assert render_markdown(pass_report).startswith("## ✅ PASS — development @ ")
+    assert "development: FAIL — sample" in render_markdown(fail_report)
+
+
+def test_failing_outcomes_come_first(fail_report: StageReport) -> None:
+    rows = _table_rows(render_markdown(fail_report), "Outcomes")
+    statuses = [row.split(" | ")[0].removeprefix("| ") for row in rows]
+    assert statuses == ["❌ fail", "❌ fail", "⚠️ warn", "ℹ️ info", "✅ pass", "✅ pass"]
+    # Within a status, the stage's order is kept.
+    assert "| bandit |" in rows[0] and "| dependency-audit |" in rows[1]
+    assert "| unit-tests |" in rows[4] and "| api-latency |" in rows[5]
+
+
+def test_pipes_are_escaped_and_tables_keep_their_shape(fail_report: StageReport) -> None:
+    text = render_markdown(fail_report)
+    assert "(B601 \\| B604)" in text
+    assert "skipped 3 dependencies \\| no service" in text
+    for title, columns in (("Outcomes", 6), ("Checks", 6), ("Metrics", 4)):
+        for row in _section(text, title):
+            if row.startswith("|"):
+                unescaped = row.replace("\\|", "")
+                assert unescaped.count("|") == columns + 1, row
+
+
+def _html(markdown: str) -> str:
+    """What a CommonMark renderer with raw HTML and GFM tables makes of the text."""
+    markdown_it = pytest.importorskip("markdown_it")  # comes with rich
+    renderer = markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table")
+    return str(renderer.render(markdown))
+
+
+def test_rendered_html_has_no_injected_tags_and_intact_tables(fail_report: StageReport) -> None:
+    html = _html(render_markdown(fail_report))
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<td>bandit: 8 findings high+ &gt; 0 (B601 | B604)</td>" in html
+    rows = re.findall(r"<tr>(.*?)</tr>", html, flags=re.S)
+    cells = [row.count("<td>") + row.count("<th>") for row in rows]
+    assert cells == [6] * 7 + [6] * 6 + [4] * 8  # outcomes, checks, metrics with headers
+    assert "<a " not in html
+
+
+def test_tool_output_cannot_inject_html_or_terminal_codes(fail_report: StageReport) -> None:
+    text = render_markdown(fail_report)
+    assert re.search(r"(?<!\\)<[A-Za-z/]", text) is None
+    assert "\x1b" not in text
+    assert "pip-audit exited 1: ERROR skipped" in text
+    assert "p95_ms <= 300" in text  # comparison signs stay readable
+
+
+def test_baseline_column_only_when_a_baseline_exists(
+    warn_report: StageReport, fail_report: StageReport
+) -> None:
+    assert _section(render_markdown(warn_report), "Outcomes")[1].startswith(
+        "| Status | Check | Condition | Value | Target | Baseline | Reason |"
+    )
+    assert "Baseline" not in "\n".join(_section(render_markdown(fail_report), "Outcomes"))
+    assert "| ⚠️ warn | api-latency | p95_ms <= 400 | 412.8 | <= 400 | 380 |" in (
+        render_markdown(warn_report)
+    )
+
+
+def test_checks_table_shows_errors_and_durations(fail_report: StageReport) -> None:
+    rows = _table_rows(render_markdown(fail_report), "Checks")
+    assert len(rows) == 5
+    assert rows[3].startswith("| dependency-audit | pip_audit | 💥 error | 0.8 s | 1 | pip-audit")
+    assert rows[4].startswith("| e2e | pytest | ⏭️ skipped |")
+
+
+def test_metrics_show_units(fail_report: StageReport) -> None:
+    metrics = "\n".join(_section(render_markdown(fail_report), "Metrics"))
+    assert "| api-latency | p95_ms | 412.8 ms | 3 |" in metrics
+    assert "| unit-tests | coverage | 87.3 % |" in metrics
+
+
+def test_findings_are_capped_per_check_most_severe_first(fail_report: StageReport) -> None:
+    findings = _section(render_markdown(fail_report), "Findings")
+    bandit = findings[findings.index("#### bandit (25)") + 2 :]
+    bullets = bandit[: bandit.index("")]
+    assert len(bullets) == MAX_FINDINGS_PER_CHECK + 1
+    assert bullets[-1] == "- ... and 5 more"
+    assert all(b.startswith("- **high**") for b in bullets[:8])
+    assert bullets[8].startswith("- **medium**")
+    assert "#### dependency-audit (1)" in findings
+    assert any("fix: 2.11.3; aka CVE-2020-28493" in line for line in findings)
+
+
+def test_no_findings_section_without_findings(pass_report: StageReport) -> None:
+    text = render_markdown(pass_report)
+    assert "### Findings" not in text
+    assert "](" not in text  # link-free
+
+
+def test_long_messages_are_cut(fail_report: StageReport) -> None:
+    bandit = fail_report.checks[2]
+    long = replace(bandit.findings[0], message="x" * 5000)
+    report = replace(fail_report, checks=[replace(bandit, findings=[long])])
+    line = next(x for x in render_markdown(report).splitlines() if x.startswith("- **low**"))
+    assert "x" * 199 + "…" in line
+    assert "x" * 201 not in line
+
+
+def test_empty_report_says_so(pass_report: StageReport) -> None:
+    text = render_markdown(replace(pass_report, checks=[], outcomes=[]))
+    assert "No condition was evaluated." in text
+    assert "No check ran." in text
+
+
+def test_escape_cell() -> None:
+    assert escape_cell("a | b\nc\r\n d") == "a \\| b c d"
+    assert escape_cell("<img src=x> <= 3") == "\\<img src=x> <= 3"
+
+
+def test_outcome_rows_have_stable_columns_and_order(fail_report: StageReport) -> None:
+    rows = outcome_rows(fail_report)
+    assert all(tuple(row) == OUTCOME_COLUMNS for row in rows)
+    assert [row["status"] for row in rows] == ["fail", "fail", "warn", "info", "pass", "pass"]
+    assert rows[0] == {
+        "status": "fail",
+        "check": "bandit",
+        "condition": "findings(high+) <= 0",
+        "value": "8",
+        "target": "<= 0",
+        "baseline": "—",
+        "reason": "bandit: 8 findings high+ > 0 (B601 | B604)",
+    }
+
+
+def test_outcome_rows_format_values_and_baselines() -> None:
+    outcome = Outcome(
+        "api", "error_rate <= 0.05", OutcomeStatus.PASS, Severity.BLOCKING, 0.012345, "<= 0.05",
+        "ok", baseline=0.0101,
+    )
+    report = StageReport("r", "staging", "v", "t", Verdict.PASS, "a", "b", 1.0, [], [outcome])
+    row = outcome_rows(report)[0]
+    assert (row["value"], row["baseline"]) == ("0.0123", "0.0101")
+
+
+def test_markdown_summary_is_the_report(any_report: StageReport) -> None:
+    assert markdown_summary(any_report) == render_markdown(any_report)
+
+
+def test_fail_report_matches_golden_file(fail_report: StageReport) -> None:
+    text = render_markdown(fail_report)
+    path = GOLDEN / "fail" / "report.md"
+    if os.environ.get("NEUROERP_CI_UPDATE_GOLDEN") == "1":
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
