@@ -77,9 +77,9 @@ def run(
 
 @app.command()
 def demo(
-    directory: Annotated[
-        Path, typer.Argument(help="Where to write the demo project.")
-    ] = Path("neuroerp-demo"),
+    directory: Annotated[Path, typer.Argument(help="Where to write the demo project.")] = Path(
+        "neuroerp-demo"
+    ),
     output: OutputOpt = None,
     advisories: AdvisoriesOpt = None,
 ) -> None:

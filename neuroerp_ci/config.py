@@ -226,7 +226,10 @@ def _check(entry: CheckEntry, index: int, path: Path) -> Check:
 
 
 def _stage(
-    name: str, spec: StageSpec, checks: dict[str, Check], all_stages: dict[str, StageSpec],
+    name: str,
+    spec: StageSpec,
+    checks: dict[str, Check],
+    all_stages: dict[str, StageSpec],
     path: Path,
 ) -> Stage:
     key = f"stages.{name}"
@@ -237,13 +240,15 @@ def _stage(
         for dep in checks[cid].dependencies:
             if dep not in selected:
                 raise ConfigError(
-                    path, f"{key}.checks",
+                    path,
+                    f"{key}.checks",
                     f"check {cid!r} depends on {dep!r}, which this stage does not include",
                 )
     for i, cond in enumerate(spec.conditions):
         if cond.check not in selected:
             raise ConfigError(
-                path, f"{key}.conditions[{i}].check",
+                path,
+                f"{key}.conditions[{i}].check",
                 f"check {cond.check!r} is not part of stage {name!r}",
             )
     if spec.requires is not None and spec.requires not in all_stages:
@@ -267,9 +272,14 @@ def _key(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
             parts[-1:] = [f"{parts[-1] if parts else ''}[{ident if ident else part}]"]
         else:
             parts.append(str(part))
-        node = node.get(part) if isinstance(node, dict) else (
-            node[part] if isinstance(node, list) and isinstance(part, int)
-            and part < len(node) else None
+        node = (
+            node.get(part)
+            if isinstance(node, dict)
+            else (
+                node[part]
+                if isinstance(node, list) and isinstance(part, int) and part < len(node)
+                else None
+            )
         )
     return ".".join(parts)
 

@@ -12,7 +12,11 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from neuroerp_ci.checks import Check
 from neuroerp_ci.model import CheckResult, CheckStatus
 
-_MARK = {CheckStatus.OK: "[green]✔[/]", CheckStatus.ERROR: "[red]✘[/]", CheckStatus.SKIPPED: "[yellow]–[/]"}
+_MARK = {
+    CheckStatus.OK: "[green]✔[/]",
+    CheckStatus.ERROR: "[red]✘[/]",
+    CheckStatus.SKIPPED: "[yellow]–[/]",
+}
 
 
 class ConsoleProgress:

@@ -82,16 +82,24 @@ def test_unknown_kind_names_check_and_known_kinds(tmp_path: Path) -> None:
 
 
 def test_unknown_dependency(tmp_path: Path) -> None:
-    exc = error_for(tmp_path, GOOD.replace('dependencies = ["unit-tests"]', 'dependencies = ["unit"]'))
+    exc = error_for(
+        tmp_path, GOOD.replace('dependencies = ["unit-tests"]', 'dependencies = ["unit"]')
+    )
     assert exc.key == "checks[smoke].dependencies"
     assert "unknown dependency 'unit'" in exc.problem
 
 
 def test_cycle_is_named(tmp_path: Path) -> None:
-    text = GOOD.replace('settings = { markers = "unit" }', 'dependencies = ["smoke"]\nsettings = { markers = "unit" }')
+    text = GOOD.replace(
+        'settings = { markers = "unit" }',
+        'dependencies = ["smoke"]\nsettings = { markers = "unit" }',
+    )
     exc = error_for(tmp_path, text)
     assert "cycle" in exc.problem
-    assert "unit-tests -> smoke -> unit-tests" in exc.problem or "smoke -> unit-tests -> smoke" in exc.problem
+    assert (
+        "unit-tests -> smoke -> unit-tests" in exc.problem
+        or "smoke -> unit-tests -> smoke" in exc.problem
+    )
 
 
 def test_wrong_type_names_the_key(tmp_path: Path) -> None:
@@ -125,7 +133,10 @@ def test_bad_thresholds(tmp_path: Path, condition: str, needle: str) -> None:
 
 
 def test_condition_on_check_outside_stage(tmp_path: Path) -> None:
-    text = GOOD + '\n[stages.nightly]\nchecks = ["unit-tests"]\nconditions = [{ check = "smoke", metric = "x", max = 1 }]\n'
+    text = GOOD + (
+        '\n[stages.nightly]\nchecks = ["unit-tests"]\n'
+        'conditions = [{ check = "smoke", metric = "x", max = 1 }]\n'
+    )
     exc = error_for(tmp_path, text)
     assert exc.key == "stages.nightly.conditions[0].check"
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 
 from neuroerp_ci.checks._outputs import write_log
-from neuroerp_ci.checks.interface import Check, CheckContext, CheckKind, KindSettings
+from neuroerp_ci.checks.interface import Check, CheckContext, CheckKind, TargetUserSettings
 from neuroerp_ci.errors import ToolError
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
 from neuroerp_ci.placeholders import expand, expand_all
@@ -36,7 +36,7 @@ _TARGET_PLACEHOLDERS = ("{base_url}", "{port}")
 _METRICS_SHOWN = 4
 
 
-class CommandSettings(KindSettings):
+class CommandSettings(TargetUserSettings):
     """Settings of a ``command`` check."""
 
     argv: list[str] = Field(min_length=1)
@@ -44,7 +44,6 @@ class CommandSettings(KindSettings):
     env: dict[str, str] = Field(default_factory=dict)  # added to the check's environment
     ok_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)
     metrics_json: bool = False  # the last stdout line is {"name": number, ...}
-    uses_target: bool = False  # the runner starts the target service for this check
 
     @model_validator(mode="after")
     def _target_placeholders(self) -> CommandSettings:
@@ -60,11 +59,6 @@ class CommandCheck(CheckKind):
 
     name: ClassVar[str] = "command"
     settings_model = CommandSettings
-
-    def needs_target_for(self, check: Check) -> bool:
-        """Only commands that say they use the target get it started."""
-        settings = check.settings
-        return isinstance(settings, CommandSettings) and settings.uses_target
 
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
         settings = check.settings

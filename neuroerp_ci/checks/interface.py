@@ -28,6 +28,12 @@ class KindSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TargetUserSettings(KindSettings):
+    """Settings of kinds that may or may not talk to the target (tests, commands)."""
+
+    uses_target: bool = False  # the runner starts the target service for this check
+
+
 @dataclass(frozen=True)
 class Check:
     """One check entry of the pipeline file, validated."""
@@ -68,7 +74,10 @@ class CheckKind(ABC):
 
     def needs_target_for(self, check: Check) -> bool:
         """Whether the runner must have the target service up for this check."""
-        return self.needs_target
+        settings = check.settings
+        return self.needs_target or (
+            isinstance(settings, TargetUserSettings) and settings.uses_target
+        )
 
     @abstractmethod
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:

@@ -26,7 +26,7 @@ from pydantic import Field, field_validator
 
 from neuroerp_ci.checks._junit import JUnitSummary, parse_junit
 from neuroerp_ci.checks._outputs import read_json_file, remove_stale, write_log
-from neuroerp_ci.checks.interface import Check, CheckContext, CheckKind, KindSettings
+from neuroerp_ci.checks.interface import Check, CheckContext, CheckKind, TargetUserSettings
 from neuroerp_ci.errors import ToolError
 from neuroerp_ci.model import (
     CheckResult,
@@ -44,7 +44,7 @@ _COVERAGE_WARNING = re.compile(r"CoverageWarning: ([^(\n]+)")
 _NAMES_SHOWN = 3
 
 
-class PytestSettings(KindSettings):
+class PytestSettings(TargetUserSettings):
     """Settings of a ``pytest`` check."""
 
     markers: str | None = Field(default=None, min_length=1)  # a ``-m`` expression

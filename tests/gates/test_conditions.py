@@ -77,7 +77,9 @@ def test_explicit_severity_wins() -> None:
 
 
 def test_missing_metric_fails_by_default_even_for_low_priority() -> None:
-    outcome = evaluate(cond(metric="p95_ms", max=1), make_check(priority=Priority.LOW), ok(p50_ms=1))
+    outcome = evaluate(
+        cond(metric="p95_ms", max=1), make_check(priority=Priority.LOW), ok(p50_ms=1)
+    )
     assert outcome.status is OutcomeStatus.FAIL
     assert "'p95_ms' was not measured" in outcome.reason and "p50_ms" in outcome.reason
 
