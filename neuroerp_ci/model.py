@@ -124,16 +124,44 @@ class OutcomeStatus(StrEnum):
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result of one gate condition: value, target, status and why."""
+    """The result of one gate condition: value, target, status and why.
+
+    Conditions against the baseline also say what the baseline was, the change, the
+    statistics behind a regression verdict and which runs formed the baseline.
+    """
 
     check: str
-    condition: str  # e.g. "p95_ms <= 300", "findings >= high <= 0", "completed"
+    condition: str  # e.g. "p95_ms <= 300", "findings(high+) <= 0", "completed"
     status: OutcomeStatus
     severity: Severity
     value: float | None
     target: str
     reason: str
     baseline: float | None = None
+    change_pct: float | None = None  # (value - baseline) / baseline * 100
+    p_value: float | None = None  # statistical regression test
+    effect: float | None = None  # estimated shift, in % of the baseline
+    effect_ci: tuple[float, float] | None = None  # its confidence interval, in %
+    baseline_runs: tuple[str, ...] = ()  # run ids that formed the baseline
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What earlier runs measured for one metric of one check."""
+
+    check: str
+    metric: str
+    values: tuple[float, ...]  # the metric's value in each baseline run, newest first
+    samples: tuple[float, ...]  # all raw samples of those runs, pooled
+    runs: tuple[str, ...]  # their run ids, newest first
+    pinned: bool = False
+
+    @property
+    def value(self) -> float:
+        """The baseline value: the median of the runs' values (robust to one odd run)."""
+        ordered = sorted(self.values)
+        mid = len(ordered) // 2
+        return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 class Verdict(StrEnum):
