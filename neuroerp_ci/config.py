@@ -126,9 +126,21 @@ class AdvisorySpec(_Strict):
     mirror: str | None = None  # OSV advisory mirror directory, relative to the pipeline file
 
 
+class StoreSpec(_Strict):
+    # SQLAlchemy URL of the history store; default: SQLite in <project>/.neuroerp-ci/
+    url: str | None = None
+
+
+class BaselineSpec(_Strict):
+    runs: int = Field(default=5, ge=1, le=100)  # last N passing runs of the same stage/target
+    window_days: float | None = Field(default=None, gt=0)  # and no older than this
+
+
 class PipelineFile(_Strict):
     target: TargetSpec = Field(default_factory=TargetSpec)
     advisories: AdvisorySpec = Field(default_factory=AdvisorySpec)
+    store: StoreSpec = Field(default_factory=StoreSpec)
+    baseline: BaselineSpec = Field(default_factory=BaselineSpec)
     checks: list[CheckEntry] = Field(min_length=1)
     stages: dict[str, StageSpec] = Field(min_length=1)
 
@@ -149,6 +161,9 @@ class Pipeline:
     checks: dict[str, Check]  # in file order
     stages: dict[str, Stage]
     advisories: Path | None
+    store_url: str | None = None
+    baseline_runs: int = 5
+    baseline_window_days: float | None = None
 
     def stage(self, name: str) -> Stage:
         try:
@@ -196,7 +211,17 @@ def parse_pipeline(raw: dict[str, Any], path: Path) -> Pipeline:
     mirror = None
     if spec.advisories.mirror:
         mirror = (path.parent / spec.advisories.mirror).resolve()
-    return Pipeline(path, path.parent.resolve(), spec.target, checks, stages, mirror)
+    return Pipeline(
+        path,
+        path.parent.resolve(),
+        spec.target,
+        checks,
+        stages,
+        mirror,
+        store_url=spec.store.url,
+        baseline_runs=spec.baseline.runs,
+        baseline_window_days=spec.baseline.window_days,
+    )
 
 
 def _check(entry: CheckEntry, index: int, path: Path) -> Check:
