@@ -27,7 +27,13 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field
 
 from neuroerp_ci.checks._outputs import read_json_file, remove_stale, write_log
-from neuroerp_ci.checks.interface import Check, CheckContext, CheckKind, KindSettings
+from neuroerp_ci.checks.interface import (
+    Check,
+    CheckContext,
+    CheckKind,
+    KindSettings,
+    typed_settings,
+)
 from neuroerp_ci.errors import ToolError
 from neuroerp_ci.model import (
     CheckResult,
@@ -76,9 +82,7 @@ class BanditCheck(CheckKind):
     settings_model = BanditSettings
 
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
-        settings = check.settings
-        if not isinstance(settings, BanditSettings):
-            raise TypeError(f"check {check.id}: settings are not BanditSettings")
+        settings = typed_settings(check, BanditSettings)
         bandit = find_tool("bandit", _override(settings.executable, ctx.project_dir))
         report_path = ctx.work_dir / "bandit.json"
         log = ctx.work_dir / "bandit.log"

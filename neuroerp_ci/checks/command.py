@@ -26,7 +26,13 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 
 from neuroerp_ci.checks._outputs import write_log
-from neuroerp_ci.checks.interface import Check, CheckContext, CheckKind, TargetUserSettings
+from neuroerp_ci.checks.interface import (
+    Check,
+    CheckContext,
+    CheckKind,
+    TargetUserSettings,
+    typed_settings,
+)
 from neuroerp_ci.errors import ToolError
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
 from neuroerp_ci.placeholders import expand, expand_all
@@ -61,9 +67,7 @@ class CommandCheck(CheckKind):
     settings_model = CommandSettings
 
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
-        settings = check.settings
-        if not isinstance(settings, CommandSettings):
-            raise TypeError(f"check {check.id}: settings are not CommandSettings")
+        settings = typed_settings(check, CommandSettings)
         values = placeholder_values(ctx, [*settings.argv, *settings.env.values()])
         argv = expand_all(settings.argv, values)
         cwd = ctx.project_dir / settings.cwd if settings.cwd else ctx.project_dir

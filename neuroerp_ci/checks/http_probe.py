@@ -34,7 +34,13 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from neuroerp_ci.checks.interface import Check, CheckContext, CheckKind, KindSettings
+from neuroerp_ci.checks.interface import (
+    Check,
+    CheckContext,
+    CheckKind,
+    KindSettings,
+    typed_settings,
+)
 from neuroerp_ci.errors import TargetError, ToolError
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
 from neuroerp_ci.percentiles import median, summary
@@ -126,8 +132,7 @@ class ProbeRun:
 
     def counted(self, endpoint: str | None = None) -> list[Sample]:
         return [
-            s for s in self.samples
-            if not s.warmup and (endpoint is None or s.endpoint == endpoint)
+            s for s in self.samples if not s.warmup and (endpoint is None or s.endpoint == endpoint)
         ]
 
 
@@ -154,8 +159,10 @@ def resolve_targets(
     """Resolve every endpoint's URL and check its host, all before any request."""
     targets = []
     for ep in endpoints:
-        url = ep.url if ep.url is not None else resolve_url(
-            ep.path or "", base_url, f"endpoint {ep.name!r} path"
+        url = (
+            ep.url
+            if ep.url is not None
+            else resolve_url(ep.path or "", base_url, f"endpoint {ep.name!r} path")
         )
         try:
             httpx.URL(url)
@@ -213,8 +220,12 @@ def _request(
     ep = target.endpoint
     timeline = _Timeline()
     request = client.build_request(
-        ep.method, target.url, json=ep.body, headers=ep.headers,
-        timeout=httpx.Timeout(timeout), extensions={"trace": timeline},
+        ep.method,
+        target.url,
+        json=ep.body,
+        headers=ep.headers,
+        timeout=httpx.Timeout(timeout),
+        extensions={"trace": timeline},
     )
     started = time.perf_counter()
     status: int | None = None
@@ -265,9 +276,7 @@ def probe_metrics(run: ProbeRun, endpoints: Sequence[str]) -> list[Metric]:
         metrics.append(Metric("max_ms", max(good), "ms", Direction.LOWER))
     metrics.append(Metric("requests", float(len(counted)), "count", Direction.HIGHER))
     if run.wall_s > 0:
-        metrics.append(
-            Metric("throughput_rps", len(counted) / run.wall_s, "rps", Direction.HIGHER)
-        )
+        metrics.append(Metric("throughput_rps", len(counted) / run.wall_s, "rps", Direction.HIGHER))
     # Connections are opened mostly during warm-up (keep-alive), so connect and TLS
     # samples come from every request that opened one; TTFB from counted requests only.
     for name, values in (
@@ -323,9 +332,7 @@ class HttpProbeCheck(CheckKind):
         )
 
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
-        settings = check.settings
-        if not isinstance(settings, HttpProbeSettings):
-            raise TypeError(f"http check {check.id!r} got {type(settings).__name__} settings")
+        settings = typed_settings(check, HttpProbeSettings)
         targets = resolve_targets(settings.endpoints, ctx.base_url, ctx.allowed_hosts)
         deadline = time.perf_counter() + check.timeout
         artifact = ctx.work_dir / SAMPLES_FILE
@@ -333,8 +340,12 @@ class HttpProbeCheck(CheckKind):
         try:
             with self.client(settings) as client:
                 run = probe(
-                    client, targets, samples=settings.samples, warmup=settings.warmup,
-                    request_timeout=settings.request_timeout, deadline=deadline,
+                    client,
+                    targets,
+                    samples=settings.samples,
+                    warmup=settings.warmup,
+                    request_timeout=settings.request_timeout,
+                    deadline=deadline,
                 )
         finally:
             # Kept even when the probe fails: the raw samples say what went wrong.
@@ -370,7 +381,8 @@ def _write_samples(path: Path, targets: Sequence[ResolvedEndpoint], run: ProbeRu
                 "expect_status": t.endpoint.expect_status,
                 "samples": [
                     {k: v for k, v in asdict(s).items() if k != "endpoint"}
-                    for s in run.samples if s.endpoint == t.endpoint.name
+                    for s in run.samples
+                    if s.endpoint == t.endpoint.name
                 ],
             }
             for t in targets

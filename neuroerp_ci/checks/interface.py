@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -82,6 +82,16 @@ class CheckKind(ABC):
     @abstractmethod
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
         """Run the tool and return what it measured; raise ToolError when it could not."""
+
+
+SettingsT = TypeVar("SettingsT", bound=KindSettings)
+
+
+def typed_settings(check: Check, model: type[SettingsT]) -> SettingsT:
+    """A check's settings as its kind's model (the config loader validated them so)."""
+    if not isinstance(check.settings, model):
+        raise TypeError(f"check {check.id}: settings are not {model.__name__}")
+    return check.settings
 
 
 def execute_check(kind: CheckKind, check: Check, ctx: CheckContext) -> CheckResult:

@@ -34,7 +34,13 @@ from pydantic import Field, model_validator
 
 from neuroerp_ci.advisories import AdvisoryMirror, serve_osv, severity_label
 from neuroerp_ci.checks._outputs import read_json_file, remove_stale, write_log
-from neuroerp_ci.checks.interface import Check, CheckContext, CheckKind, KindSettings
+from neuroerp_ci.checks.interface import (
+    Check,
+    CheckContext,
+    CheckKind,
+    KindSettings,
+    typed_settings,
+)
 from neuroerp_ci.errors import ToolError
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Finding, FindingSeverity, Metric
 from neuroerp_ci.tooling import ToolRun, find_tool, run_tool
@@ -89,9 +95,7 @@ class PipAuditCheck(CheckKind):
     settings_model = PipAuditSettings
 
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
-        settings = check.settings
-        if not isinstance(settings, PipAuditSettings):
-            raise TypeError(f"check {check.id}: settings are not PipAuditSettings")
+        settings = typed_settings(check, PipAuditSettings)
         pip_audit = find_tool(TOOL, _override(settings.executable, ctx.project_dir))
         requirements = requirement_files(settings, ctx.project_dir)
         mirror_dir = mirror_path(settings, ctx)

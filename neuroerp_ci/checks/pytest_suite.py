@@ -26,7 +26,13 @@ from pydantic import Field, field_validator
 
 from neuroerp_ci.checks._junit import JUnitSummary, parse_junit
 from neuroerp_ci.checks._outputs import read_json_file, remove_stale, write_log
-from neuroerp_ci.checks.interface import Check, CheckContext, CheckKind, TargetUserSettings
+from neuroerp_ci.checks.interface import (
+    Check,
+    CheckContext,
+    CheckKind,
+    TargetUserSettings,
+    typed_settings,
+)
 from neuroerp_ci.errors import ToolError
 from neuroerp_ci.model import (
     CheckResult,
@@ -75,9 +81,7 @@ class PytestCheck(CheckKind):
     settings_model = PytestSettings
 
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
-        settings = check.settings
-        if not isinstance(settings, PytestSettings):
-            raise TypeError(f"check {check.id}: settings are not PytestSettings")
+        settings = typed_settings(check, PytestSettings)
         junit = ctx.work_dir / "junit.xml"
         coverage = ctx.work_dir / "coverage.json"
         log = ctx.work_dir / "pytest.log"
