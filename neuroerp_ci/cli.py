@@ -9,16 +9,22 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from neuroerp_ci.config import Pipeline, load_pipeline, resolve_config_path
-from neuroerp_ci.errors import ConfigError, NeuroErpCiError, UsageError
+from neuroerp_ci.errors import ConfigError, NeuroErpCiError, OrchestrationError, UsageError
 from neuroerp_ci.exit_codes import ExitCode, for_verdict
+
+if TYPE_CHECKING:
+    from neuroerp_ci.store import HistoryStore
 
 # Before Prefect is imported (lazily, in the commands that run a flow): no telemetry, no
 # shutdown tracebacks from the temporary server, only warnings from Prefect's own loggers.
@@ -27,6 +33,8 @@ for _key, _value in {
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
     "PREFECT_LOGGING_LEVEL": "WARNING",
+    # The temporary server's 20 s default is too short on a busy 2-core CI machine.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
 }.items():
     os.environ.setdefault(_key, _value)
 
@@ -38,8 +46,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: piped into a CI log, a line stays one line (rich would cut it at 80 columns).
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOpt = Annotated[
     Path | None,
@@ -125,6 +134,210 @@ def plan(
         out.print(the_plan.to_text(), markup=False)
 
 
+StageFilterOpt = Annotated[
+    str | None, typer.Option("--stage", "-s", help="Only runs of this stage.")
+]
+baseline_app = typer.Typer(
+    help="Show, pin, unpin or invalidate the runs a stage is compared with.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(baseline_app, name="baseline")
+
+
+@app.command()
+def history(
+    config: ConfigOpt = None,
+    stage: StageFilterOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array of runs (and nothing else).")
+    ] = False,
+) -> None:
+    """List the recorded runs of the pipeline's target, newest first."""
+    from neuroerp_ci.reports.format import format_duration
+
+    pipeline = load_pipeline(resolve_config_path(config))
+    with _open_history(pipeline) as store:
+        records = store.runs(stage=stage, target=pipeline.target.name, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in records], indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"Runs of {pipeline.target.name} ({store.name})", title_justify="left")
+    for column in ("run id", "stage", "version", "verdict", "status", "started", "duration"):
+        table.add_column(column, no_wrap=column in ("run id", "verdict", "status", "started"))
+    table.add_column("baseline", overflow="fold")
+    for r in records:
+        flags = ["pinned"] if r.pinned else []
+        if r.invalidated_reason is not None:
+            flags.append(f"invalidated: {r.invalidated_reason}")
+        table.add_row(
+            r.run_id,
+            r.stage,
+            r.version,
+            r.verdict.value if r.verdict else "—",
+            r.state,
+            r.started_at.replace("T", " ").removesuffix("+00:00") + "Z",
+            "—" if r.duration_s is None else format_duration(r.duration_s),
+            "; ".join(flags),
+        )
+    if not records:
+        out.print(f"No runs of {pipeline.target.name} recorded in {store.name}")
+        return
+    _wide().print(table)
+
+
+@baseline_app.command("show")
+def baseline_show(
+    stage: Annotated[str, typer.Argument(help="Stage whose baseline to show.")],
+    config: ConfigOpt = None,
+    check: Annotated[str | None, typer.Option("--check", help="Only this check.")] = None,
+    metric: Annotated[str | None, typer.Option("--metric", help="Only this metric.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Which runs form the baseline of each metric, and the baseline value (their median)."""
+    from neuroerp_ci.reports.format import format_number
+
+    pipeline = load_pipeline(resolve_config_path(config))
+    pipeline.stage(stage)
+    with _open_history(pipeline) as store:
+        provider = store.baseline_provider(
+            stage,
+            pipeline.target.name,
+            runs=pipeline.baseline_runs,
+            window_days=pipeline.baseline_window_days,
+        )
+        pairs = [
+            (c, m)
+            for c, m in provider.metrics()
+            if (check is None or c == check) and (metric is None or m == metric)
+        ]
+        baselines = [b for b in (provider.baseline(c, m) for c, m in pairs) if b is not None]
+        pinned = provider.pinned_run()
+    if pinned is not None:
+        source = f"pinned run {pinned}"
+    else:
+        window = pipeline.baseline_window_days
+        source = f"last {pipeline.baseline_runs} passing runs" + (
+            f" of the last {format_number(window)} days" if window is not None else ""
+        )
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "stage": stage,
+                    "target": pipeline.target.name,
+                    "pinned": pinned,
+                    "metrics": [
+                        {
+                            "check": b.check,
+                            "metric": b.metric,
+                            "baseline": b.value,
+                            "values": list(b.values),
+                            "runs": list(b.runs),
+                            "samples": len(b.samples),
+                        }
+                        for b in baselines
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    if not baselines:
+        out.print(f"No baseline yet for stage {stage} of {pipeline.target.name} ({source})")
+        return
+    table = Table(
+        title=f"Baseline of stage {stage} ({pipeline.target.name}): {source}", title_justify="left"
+    )
+    for column in ("check", "metric", "baseline", "values (newest first)", "samples", "runs"):
+        table.add_column(column)
+    for b in baselines:
+        table.add_row(
+            b.check,
+            b.metric,
+            format_number(b.value),
+            ", ".join(format_number(v) for v in b.values),
+            str(len(b.samples)),
+            ", ".join(b.runs),
+        )
+    _wide().print(table)
+
+
+@baseline_app.command("pin")
+def baseline_pin(
+    run_id: Annotated[str, typer.Argument(help="The run to compare its stage with from now on.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Pin a passing run: its stage is compared with exactly this run until unpinned."""
+    pipeline = load_pipeline(resolve_config_path(config))
+    with _open_history(pipeline) as store, _known_run():
+        record = store.pin(run_id)
+    out.print(
+        f"Pinned run {record.run_id} as the baseline of stage {record.stage} ({record.target})"
+    )
+
+
+@baseline_app.command("unpin")
+def baseline_unpin(
+    stage: Annotated[str, typer.Argument(help="Stage whose pinned run to release.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Unpin the stage's baseline run: it goes back to the last passing runs."""
+    pipeline = load_pipeline(resolve_config_path(config))
+    pipeline.stage(stage)
+    with _open_history(pipeline) as store:
+        record = store.unpin(stage, pipeline.target.name)
+    if record is None:
+        out.print(f"No run of stage {stage} ({pipeline.target.name}) was pinned")
+    else:
+        out.print(f"Unpinned run {record.run_id} of stage {stage} ({pipeline.target.name})")
+
+
+@baseline_app.command("invalidate")
+def baseline_invalidate(
+    run_id: Annotated[str, typer.Argument(help="The run never to use as a baseline again.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept with the run).")],
+    config: ConfigOpt = None,
+) -> None:
+    """Invalidate a run: never a baseline again, and no longer a passed stage."""
+    pipeline = load_pipeline(resolve_config_path(config))
+    if not reason.strip():
+        raise UsageError("--reason must say why the run is invalid")
+    with _open_history(pipeline) as store, _known_run():
+        record = store.invalidate(run_id, reason)
+    out.print(f"Invalidated run {record.run_id} of stage {record.stage}: {reason.strip()}")
+
+
+def _wide() -> Console:
+    # Piped into a CI log there is no terminal width; rich's 80 columns would cut run ids.
+    return out if out.is_terminal else Console(highlight=False, width=160)
+
+
+@contextmanager
+def _open_history(pipeline: Pipeline) -> Iterator[HistoryStore]:
+    """The pipeline's history store; a URL it cannot use is an error in the pipeline file."""
+    from neuroerp_ci.store import StoreUrlError, open_store, store_url
+
+    try:
+        store = open_store(store_url(pipeline.store_url, pipeline.project_dir))
+    except StoreUrlError as exc:
+        raise ConfigError(pipeline.path, "store.url", str(exc)) from None
+    with store:
+        yield store
+
+
+@contextmanager
+def _known_run() -> Iterator[None]:
+    """An unknown (or unusable) run id is a usage error: exit 2, one line."""
+    from neuroerp_ci.store import UnknownRunError
+
+    try:
+        yield
+    except UnknownRunError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _run_stage(
     pipeline: Pipeline,
     stage: str,
@@ -145,19 +358,25 @@ def _run_stage(
     checks = [pipeline.checks[c] for c in pipeline.stage(stage).checks]
     out.print(f"Running stage [bold]{stage}[/] of {pipeline.path} for version {version}")
     with ConsoleProgress(out, checks) as progress:
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
         from neuroerp_ci.orchestration import set_observer, stage_gate
 
         set_observer(progress)
+        # Heartbeats only serve crashed-deployment detection; in-process they cost ~1 s a run.
         try:
-            stage_gate(
-                stage=stage,
-                config=str(pipeline.path),
-                version=version,
-                output_dir=str(out_dir),
-                advisories=str(advisories) if advisories else None,
-                run_id=run_id,
-                return_state=True,
-            )
+            with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+                stage_gate(
+                    stage=stage,
+                    config=str(pipeline.path),
+                    version=version,
+                    output_dir=str(out_dir),
+                    advisories=str(advisories) if advisories else None,
+                    run_id=run_id,
+                    return_state=True,
+                )
+        except Exception as exc:  # Prefect itself broke (e.g. its server did not start)
+            raise OrchestrationError(f"Prefect could not run the flow: {exc}") from exc
         finally:
             set_observer(None)
     report_file = out_dir / "report.json"

@@ -24,7 +24,7 @@ Example::
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -35,6 +35,7 @@ from neuroerp_ci.checks import KINDS, Check
 from neuroerp_ci.dag import find_cycle
 from neuroerp_ci.errors import ConfigError
 from neuroerp_ci.model import FindingSeverity, Priority, Severity
+from neuroerp_ci.stage_rules import ApprovalSpec, CanarySpec, HooksSpec, NotifySpec
 
 DEFAULT_FILE = "neuroerp-ci.toml"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -77,38 +78,121 @@ class TargetSpec(_Strict):
         return self
 
 
+class RegressionSpec(_Strict):
+    """The statistical regression test of a condition (see :mod:`neuroerp_ci.gates.regression`).
+
+    A regression is a one-sided Mann-Whitney test with ``p < alpha`` AND a Hodges-Lehmann
+    shift whose whole confidence interval lies beyond ``min_effect_pct`` of the baseline
+    median in the bad direction.
+    """
+
+    alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    min_effect_pct: float = Field(default=5.0, ge=0)
+    min_samples: int = Field(default=20, ge=5)  # in the run and in the baseline, each
+
+
+# The keys of each kind of limit a metric condition can have; one kind per condition.
+ABSOLUTE_KEYS = ("max", "min")
+RELATIVE_KEYS = ("max_increase_pct", "max_decrease_pct", "max_increase", "max_decrease")
+BASELINE_KEYS = (*RELATIVE_KEYS, "regression")
+
+
 class ConditionSpec(_Strict):
-    """One gate condition: a metric threshold or a limit on findings."""
+    """One gate condition: a limit on a metric or on findings.
+
+    A metric condition takes ONE kind of limit: absolute (``max`` and/or ``min``), relative
+    to the baseline (one of :data:`RELATIVE_KEYS`), or a statistical ``regression`` test
+    against the baseline's samples. ``on_no_baseline`` says what a baseline condition
+    concludes while there is no baseline yet (default ``warn``: reported, never a silent pass).
+    """
 
     check: str
     metric: str | None = None
     max: float | None = None
     min: float | None = None
+    max_increase_pct: float | None = Field(default=None, ge=0)
+    max_decrease_pct: float | None = Field(default=None, ge=0, le=100)
+    max_increase: float | None = Field(default=None, ge=0)
+    max_decrease: float | None = Field(default=None, ge=0)
+    regression: RegressionSpec | None = None
     findings: FindingSeverity | Literal["any"] | None = None
     severity: Severity | None = None  # default: from the check's priority
     on_missing: Policy = "fail"
     on_error: Policy = "fail"
+    on_no_baseline: Policy = "warn"
+
+    @property
+    def relative_key(self) -> str | None:
+        """The relative limit this condition has (``"max_increase_pct"`` ...), if any."""
+        return next((k for k in RELATIVE_KEYS if getattr(self, k) is not None), None)
+
+    @property
+    def uses_baseline(self) -> bool:
+        """Whether the condition compares with the baseline (relative or regression)."""
+        return any(getattr(self, k) is not None for k in BASELINE_KEYS)
 
     @model_validator(mode="after")
     def _one_form(self) -> ConditionSpec:
         if (self.metric is None) == (self.findings is None):
             raise ValueError("give exactly one of 'metric' or 'findings'")
-        if self.metric is not None and self.max is None and self.min is None:
-            raise ValueError(f"metric {self.metric!r} needs 'max' or 'min'")
+        given = {k for k in (*ABSOLUTE_KEYS, *BASELINE_KEYS) if getattr(self, k) is not None}
         if self.findings is not None:
-            if self.max is None or self.min is not None:
-                raise ValueError("a findings limit takes 'max' (a count), not 'min'")
-            if self.max < 0 or self.max != int(self.max):
-                raise ValueError(f"findings 'max' must be a whole number >= 0, got {self.max}")
+            _check_findings_limit(self, given)
+        else:
+            _check_metric_limit(self.metric or "", given)
+        if "on_no_baseline" in self.model_fields_set and not self.uses_baseline:
+            raise ValueError(
+                "'on_no_baseline' only applies to conditions against the baseline ("
+                + ", ".join(BASELINE_KEYS) + ")"
+            )
         if self.max is not None and self.min is not None and self.min > self.max:
             raise ValueError(f"'min' {self.min} is greater than 'max' {self.max}")
         return self
+
+
+def _check_findings_limit(cond: ConditionSpec, given: set[str]) -> None:
+    if cond.max is None or given - {"max"}:
+        raise ValueError("a findings limit takes 'max' (a count) and nothing else")
+    if cond.max < 0 or cond.max != int(cond.max):
+        raise ValueError(f"findings 'max' must be a whole number >= 0, got {cond.max}")
+
+
+def _check_metric_limit(metric: str, given: set[str]) -> None:
+    kinds = {
+        "absolute": [k for k in ABSOLUTE_KEYS if k in given],
+        "relative": [k for k in RELATIVE_KEYS if k in given],
+        "regression": ["regression"] if "regression" in given else [],
+    }
+    present = {kind: keys for kind, keys in kinds.items() if keys}
+    if not present:
+        raise ValueError(
+            f"metric {metric!r} needs 'max' or 'min', or a limit against the baseline: one of "
+            + ", ".join(repr(k) for k in RELATIVE_KEYS)
+            + " or 'regression'"
+        )
+    if len(present) > 1:
+        shown = " and ".join(f"{kind} ({', '.join(keys)})" for kind, keys in present.items())
+        raise ValueError(
+            f"metric {metric!r}: one kind of limit per condition, got {shown};"
+            " write one condition for each"
+        )
+    relative = kinds["relative"]
+    if len(relative) > 1:
+        raise ValueError(
+            f"metric {metric!r}: give one relative limit per condition, got "
+            + ", ".join(relative)
+            + "; write one condition for each"
+        )
 
 
 class StageSpec(_Strict):
     checks: list[str] | None = None  # default: every check in the file
     conditions: list[ConditionSpec] = Field(default_factory=list)
     requires: str | None = None  # a stage that must have passed for the same version
+    # production rollout (the ``rollout`` flow only): see neuroerp_ci.stage_rules
+    approval: ApprovalSpec | None = None
+    hooks: HooksSpec | None = None
+    canary: CanarySpec | None = None
 
 
 class CheckEntry(_Strict):
@@ -141,6 +225,7 @@ class PipelineFile(_Strict):
     advisories: AdvisorySpec = Field(default_factory=AdvisorySpec)
     store: StoreSpec = Field(default_factory=StoreSpec)
     baseline: BaselineSpec = Field(default_factory=BaselineSpec)
+    notify: NotifySpec = Field(default_factory=NotifySpec)
     checks: list[CheckEntry] = Field(min_length=1)
     stages: dict[str, StageSpec] = Field(min_length=1)
 
@@ -151,6 +236,9 @@ class Stage:
     checks: tuple[str, ...]  # in file order
     conditions: tuple[ConditionSpec, ...]
     requires: str | None
+    approval: ApprovalSpec | None = None
+    hooks: HooksSpec | None = None
+    canary: CanarySpec | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +252,7 @@ class Pipeline:
     store_url: str | None = None
     baseline_runs: int = 5
     baseline_window_days: float | None = None
+    notify: NotifySpec = field(default_factory=NotifySpec)
 
     def stage(self, name: str) -> Stage:
         try:
@@ -221,6 +310,7 @@ def parse_pipeline(raw: dict[str, Any], path: Path) -> Pipeline:
         store_url=spec.store.url,
         baseline_runs=spec.baseline.runs,
         baseline_window_days=spec.baseline.window_days,
+        notify=spec.notify,
     )
 
 
@@ -278,7 +368,15 @@ def _stage(
             )
     if spec.requires is not None and spec.requires not in all_stages:
         raise ConfigError(path, f"{key}.requires", f"unknown stage {spec.requires!r}")
-    return Stage(name, selected, tuple(spec.conditions), spec.requires)
+    return Stage(
+        name,
+        selected,
+        tuple(spec.conditions),
+        spec.requires,
+        approval=spec.approval,
+        hooks=spec.hooks,
+        canary=spec.canary,
+    )
 
 
 def _config_error(exc: ValidationError, raw: dict[str, Any], path: Path) -> ConfigError:

@@ -4,8 +4,9 @@
     ├── ConfigError          a pipeline file or its values are wrong (exit code 2)
     ├── UsageError           CLI arguments are wrong (exit code 2)
     ├── TargetError          the target service could not be started or did not get healthy
-    └── ToolError            a tool could not run or its output could not be read
-                             (caught by the check and turned into a CheckResult with status error)
+    ├── ToolError            a tool could not run or its output could not be read
+    │                        (caught by the check and turned into a CheckResult with status error)
+    └── OrchestrationError   Prefect could not run the flow (exit code 3)
 
 Every message is one line a person can act on; foreign exceptions are wrapped with
 ``raise ... from`` where they enter.
@@ -41,3 +42,7 @@ class TargetError(NeuroErpCiError):
 
 class ToolError(NeuroErpCiError):
     """A tool is missing, crashed, timed out or printed output that cannot be read."""
+
+
+class OrchestrationError(NeuroErpCiError):
+    """Prefect itself failed: no server, a crashed flow engine."""

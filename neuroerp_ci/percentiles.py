@@ -13,7 +13,7 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -56,6 +56,54 @@ def summary(values: Iterable[float]) -> Summary:
         p95=_percentile_sorted(ordered, 95.0),
         p99=_percentile_sorted(ordered, 99.0),
     )
+
+
+def weighted_percentile(
+    values_counts: Mapping[float, int] | Iterable[tuple[float, int]], q: float
+) -> float:
+    """The ``q``-th percentile (0..100) of values given with how often each occurred.
+
+    The same cut point as :func:`percentile` on the expanded list (each value repeated
+    ``count`` times), without expanding it: for histograms such as locust's
+    ``{bucketed_ms: count}``. Zero counts are ignored; ValueError for no counted value,
+    a negative or fractional count, a value that is not finite, or ``q`` outside 0..100.
+
+    >>> weighted_percentile({10.0: 1, 20.0: 3}, 50)
+    20.0
+    """
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"percentile must be within 0..100, got {q}")
+    pairs = values_counts.items() if isinstance(values_counts, Mapping) else values_counts
+    ordered: list[tuple[float, int]] = []
+    for value, count in pairs:
+        if isinstance(count, bool) or int(count) != count or count < 0:
+            raise ValueError(f"counts must be whole numbers >= 0, got {count!r}")
+        if not math.isfinite(float(value)):
+            raise ValueError("values must be finite numbers")
+        if count:
+            ordered.append((float(value), int(count)))
+    if not ordered:
+        raise ValueError("no values to summarise")
+    ordered.sort()
+    total = sum(count for _, count in ordered)
+    position = (total - 1) * q / 100.0
+    lower = math.floor(position)
+    fraction = position - lower
+    low_value = _value_at_rank(ordered, lower)
+    if fraction == 0.0:
+        return low_value
+    high_value = _value_at_rank(ordered, min(lower + 1, total - 1))
+    return low_value + (high_value - low_value) * fraction
+
+
+def _value_at_rank(ordered: Sequence[tuple[float, int]], rank: int) -> float:
+    """The value at 0-based ``rank`` of the expanded, sorted list."""
+    seen = 0
+    for value, count in ordered:
+        seen += count
+        if rank < seen:
+            return value
+    return ordered[-1][0]
 
 
 def _sorted_finite(values: Iterable[float]) -> list[float]:

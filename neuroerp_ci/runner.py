@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,10 +22,11 @@ from neuroerp_ci.checks import KINDS, Check, CheckContext, execute_check, skippe
 from neuroerp_ci.config import Pipeline
 from neuroerp_ci.dag import order
 from neuroerp_ci.errors import TargetError
-from neuroerp_ci.gates import decide, evaluate_stage, summarize
+from neuroerp_ci.gates import NO_BASELINES, BaselineProvider, decide, evaluate_stage, summarize
 from neuroerp_ci.model import CheckResult, CheckStatus, StageReport
 from neuroerp_ci.placeholders import expand
 from neuroerp_ci.reports.writer import default_output_dir, new_run_id, write_reports
+from neuroerp_ci.store import HistoryStore, StoreError, environment_fingerprint
 from neuroerp_ci.target import TargetInfo, check_health, target_session
 
 H = TypeVar("H")
@@ -103,8 +104,15 @@ def run_stage(
     options: RunOptions,
     executor: CheckExecutor[H],
     observer: RunObserver | None = None,
+    store: HistoryStore | None = None,
 ) -> StageOutcome:
-    """Run a stage end to end and write its reports; never raises for a failing check."""
+    """Run a stage end to end and write its reports; never raises for a failing check.
+
+    With a history ``store`` the run is recorded: a ``running`` row before the checks start,
+    baselines for the gate from the stage's earlier runs, and the whole run (one transaction)
+    once the reports are written. A run that stops with an exception is marked ``aborted``;
+    one that is killed stays ``running``, and neither ever becomes a baseline.
+    """
     observer = observer or NullObserver()
     stage = pipeline.stage(options.stage)
     run_id = options.run_id or new_run_id()
@@ -114,25 +122,52 @@ def run_stage(
     started_at, started = _now(), time.perf_counter()
     checks = [pipeline.checks[c] for c in stage.checks]
     needs_target = any(KINDS[c.kind].needs_target_for(c) for c in checks)
-    with _target(pipeline, env, out_dir, needs_target) as target:
-        base_ctx = _context(pipeline, options, env, target, out_dir)
-        results = run_checks(checks, base_ctx, target, executor, observer)
-    outcomes = evaluate_stage(stage, pipeline.checks, results)
-    verdict = decide(outcomes)
-    report = StageReport(
-        run_id=run_id,
-        stage=stage.name,
-        version=options.version,
-        target=pipeline.target.name,
-        verdict=verdict,
-        started_at=started_at,
-        finished_at=_now(),
-        duration_s=round(time.perf_counter() - started, 3),
-        checks=[results[c.id] for c in checks],
-        outcomes=outcomes,
-        summary=summarize(stage.name, verdict, outcomes),
-    )
-    return StageOutcome(report, out_dir, write_reports(report, out_dir))
+    if store is not None:
+        store.begin_run(
+            run_id,
+            stage.name,
+            pipeline.target.name,
+            options.version,
+            environment_fingerprint(),
+            started_at,
+        )
+    try:
+        with _target(pipeline, env, out_dir, needs_target) as target:
+            base_ctx = _context(pipeline, options, env, target, out_dir)
+            results = run_checks(checks, base_ctx, target, executor, observer)
+        baselines: BaselineProvider = NO_BASELINES
+        if store is not None:
+            baselines = store.baseline_provider(
+                stage.name,
+                pipeline.target.name,
+                runs=pipeline.baseline_runs,
+                window_days=pipeline.baseline_window_days,
+                exclude_run_id=run_id,
+            )
+        outcomes = evaluate_stage(stage, pipeline.checks, results, baselines)
+        verdict = decide(outcomes)
+        report = StageReport(
+            run_id=run_id,
+            stage=stage.name,
+            version=options.version,
+            target=pipeline.target.name,
+            verdict=verdict,
+            started_at=started_at,
+            finished_at=_now(),
+            duration_s=round(time.perf_counter() - started, 3),
+            checks=[results[c.id] for c in checks],
+            outcomes=outcomes,
+            summary=summarize(stage.name, verdict, outcomes),
+        )
+        files = write_reports(report, out_dir)
+    except BaseException as exc:
+        if store is not None:
+            with suppress(StoreError):  # the original error is the one to report
+                store.abort_run(run_id, f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
+        raise
+    if store is not None:
+        store.finish_run(report)
+    return StageOutcome(report, out_dir, files)
 
 
 def run_checks(

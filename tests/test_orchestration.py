@@ -16,7 +16,8 @@ PIPELINE = """
 [[checks]]
 id = "quick"
 kind = "command"
-settings = {{ argv = ["{{python}}", "-c", "print('{{\\"value\\": {value}}}')"], metrics_json = true }}
+settings.argv = ["{{python}}", "-c", "print('{{\\"value\\": {value}}}')"]
+settings.metrics_json = true
 
 [stages.dev]
 conditions = [

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import math
 import random
 import statistics
 
 import pytest
 
-from neuroerp_ci.percentiles import median, percentile, summary
+from neuroerp_ci.percentiles import median, percentile, summary, weighted_percentile
 
 
 def test_known_values_match_numpy_linear() -> None:
@@ -59,3 +60,35 @@ def test_invalid_input_is_refused(values: list[float], q: float) -> None:
 def test_summary_of_nothing_is_refused() -> None:
     with pytest.raises(ValueError, match="no values"):
         summary([])
+
+
+# --- weighted_percentile: histograms such as locust's {bucketed_ms: count} ---------------
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_weighted_equals_percentile_of_expanded_list(seed: int) -> None:
+    rng = random.Random(seed)
+    histogram = {float(rng.randint(1, 500)): rng.randint(0, 40) for _ in range(rng.randint(1, 60))}
+    histogram[float(rng.randint(1, 500))] = 1  # at least one counted value
+    expanded = [value for value, count in histogram.items() for _ in range(count)]
+    for q in (0, 1, 10, 25, 50, 66.6, 90, 95, 99, 99.9, 100):
+        assert weighted_percentile(histogram, q) == pytest.approx(
+            percentile(expanded, q), rel=1e-12, abs=1e-12
+        )
+
+
+def test_weighted_known_values_and_pair_input() -> None:
+    assert weighted_percentile({10.0: 1, 20.0: 3}, 50) == 20.0
+    # expanded [10, 20, 20, 20]: pos 0.6 of 3 -> 10 + 0.6 * 10
+    assert weighted_percentile([(20.0, 3), (10.0, 1)], 20) == pytest.approx(16.0)
+    assert weighted_percentile({5.0: 0, 7.0: 2}, 0) == 7.0  # zero counts are ignored
+
+
+@pytest.mark.parametrize(
+    ("histogram", "q"),
+    [({}, 50), ({1.0: 0}, 50), ({1.0: -1}, 50), ({1.0: 1.5}, 50), ({math.nan: 1}, 50),
+     ({1.0: 1}, 101), ({1.0: 1}, -1)],
+)
+def test_weighted_rejects_bad_input(histogram: dict[float, float], q: float) -> None:
+    with pytest.raises(ValueError):
+        weighted_percentile(histogram, q)  # type: ignore[arg-type]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from neuroerp_ci.checks.bandit_scan import BanditCheck
 from neuroerp_ci.checks.command import CommandCheck
+from neuroerp_ci.checks.database import DatabaseCheck
+from neuroerp_ci.checks.frontend import FrontendCheck
 from neuroerp_ci.checks.http_probe import HttpProbeCheck
 from neuroerp_ci.checks.interface import (
     Check,
@@ -13,12 +15,24 @@ from neuroerp_ci.checks.interface import (
     execute_check,
     skipped,
 )
+from neuroerp_ci.checks.load import LocustLoadCheck
+from neuroerp_ci.checks.network import NetworkCheck
 from neuroerp_ci.checks.pip_audit_scan import PipAuditCheck
 from neuroerp_ci.checks.pytest_suite import PytestCheck
 
 KINDS: dict[str, CheckKind] = {
     kind.name: kind
-    for kind in (PytestCheck(), BanditCheck(), PipAuditCheck(), HttpProbeCheck(), CommandCheck())
+    for kind in (
+        PytestCheck(),
+        BanditCheck(),
+        PipAuditCheck(),
+        HttpProbeCheck(),
+        CommandCheck(),
+        LocustLoadCheck(),
+        DatabaseCheck(),
+        NetworkCheck(),
+        FrontendCheck(),
+    )
 }
 
 __all__ = [

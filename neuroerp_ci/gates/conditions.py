@@ -1,8 +1,14 @@
 """Gate conditions: each turns one check's result into an :class:`Outcome`.
 
+This module dispatches by the condition's form: a findings limit, an absolute threshold
+(``max`` / ``min``), a limit relative to the baseline (:mod:`~neuroerp_ci.gates.relative`)
+or a statistical regression test (:mod:`~neuroerp_ci.gates.regression`).
+
 Fail closed: a condition on a check that errored, was skipped, or lacks the metric resolves by
 its ``on_error`` / ``on_missing`` policy, whose default is ``fail`` whatever the severity. A
-check without conditions still gets one outcome, ``completed``, so an error is never silent.
+baseline condition without a baseline yet resolves by ``on_no_baseline`` (default ``warn``)
+with a reason saying so: never a silent pass. A check without conditions still gets one
+outcome, ``completed``, so an error is never silent.
 """
 
 from __future__ import annotations
@@ -11,7 +17,11 @@ import math
 from collections.abc import Mapping
 
 from neuroerp_ci.checks import Check
-from neuroerp_ci.config import ConditionSpec, Policy, Stage
+from neuroerp_ci.config import ConditionSpec, Stage
+from neuroerp_ci.gates.baselines import NO_BASELINES, BaselineProvider, usable
+from neuroerp_ci.gates.judgement import Judgement
+from neuroerp_ci.gates.regression import describe_regression, judge_regression
+from neuroerp_ci.gates.relative import describe_relative, judge_relative
 from neuroerp_ci.model import (
     CheckResult,
     CheckStatus,
@@ -23,29 +33,27 @@ from neuroerp_ci.model import (
 )
 from neuroerp_ci.reports.format import format_value
 
-_BREACH_STATUS = {
-    Severity.BLOCKING: OutcomeStatus.FAIL,
-    Severity.WARNING: OutcomeStatus.WARN,
-    Severity.INFO: OutcomeStatus.INFO,
-}
-_POLICY_STATUS: dict[Policy, OutcomeStatus] = {
-    "fail": OutcomeStatus.FAIL,
-    "warn": OutcomeStatus.WARN,
-    "ignore": OutcomeStatus.INFO,
-}
-
 
 def evaluate_stage(
-    stage: Stage, checks: Mapping[str, Check], results: Mapping[str, CheckResult]
+    stage: Stage,
+    checks: Mapping[str, Check],
+    results: Mapping[str, CheckResult],
+    baselines: BaselineProvider = NO_BASELINES,
 ) -> list[Outcome]:
-    """Every outcome of a stage, in the order of its checks."""
+    """Every outcome of a stage, in the order of its checks.
+
+    ``baselines`` gives the baseline conditions their baselines (the history store's
+    provider); without one, each of them reports "no baseline yet".
+    """
     outcomes: list[Outcome] = []
     for check_id in stage.checks:
         check, result = checks[check_id], results[check_id]
         conditions = [c for c in stage.conditions if c.check == check_id]
         if not conditions:
             outcomes.append(completed(check, result))
-        outcomes.extend(evaluate(cond, check, result) for cond in conditions)
+        outcomes.extend(
+            evaluate(cond, check, result, baselines, stage=stage.name) for cond in conditions
+        )
     return outcomes
 
 
@@ -61,50 +69,56 @@ def completed(check: Check, result: CheckResult) -> Outcome:
     return Outcome(check.id, "completed", status, severity, None, "ok", reason)
 
 
-def evaluate(cond: ConditionSpec, check: Check, result: CheckResult) -> Outcome:
+def evaluate(
+    cond: ConditionSpec,
+    check: Check,
+    result: CheckResult,
+    baselines: BaselineProvider = NO_BASELINES,
+    *,
+    stage: str | None = None,
+) -> Outcome:
+    """The outcome of one condition on one check's result.
+
+    ``stage`` only names the stage in a "no baseline yet" reason.
+    """
     severity = cond.severity or Severity.for_priority(check.priority)
     text, target = describe(cond)
-
-    def outcome(status: OutcomeStatus, value: float | None, reason: str) -> Outcome:
-        return Outcome(check.id, text, status, severity, value, target, reason)
-
-    if result.status is not CheckStatus.OK:
-        policy = cond.on_error if result.status is CheckStatus.ERROR else cond.on_missing
-        return outcome(
-            _POLICY_STATUS[policy], None, f"{check.id} {result.status.value}: {result.reason}"
-        )
-    if cond.findings is not None:
-        return outcome(*_findings_status(cond, result, severity))
-    assert cond.metric is not None  # one of the two forms, validated with the config
-    metric = result.metrics.get(cond.metric)
-    if metric is None or math.isnan(metric.value):
-        known = ", ".join(sorted(result.metrics)) or "none"
-        reason = f"{check.id}: metric {cond.metric!r} was not measured (measured: {known})"
-        return outcome(_POLICY_STATUS[cond.on_missing], None, reason)
-    value = metric.value
-    breach = (cond.max is not None and value > cond.max) or (
-        cond.min is not None and value < cond.min
+    judgement = _judge(cond, check.id, result, baselines, stage, target)
+    reason = judgement.reason
+    if judgement.resolution == "breached" and result.reason:
+        # The check's own summary names the evidence (the failing test, the slow endpoint).
+        reason = f"{reason} ({_clip(result.reason)})"
+    return Outcome(
+        check=check.id,
+        condition=text,
+        status=judgement.status(severity),
+        severity=severity,
+        value=judgement.value,
+        target=judgement.target,
+        reason=reason,
+        baseline=judgement.baseline,
+        change_pct=judgement.change_pct,
+        p_value=judgement.p_value,
+        effect=judgement.effect,
+        effect_ci=judgement.effect_ci,
+        baseline_runs=judgement.baseline_runs,
     )
-    status = _BREACH_STATUS[severity] if breach else OutcomeStatus.PASS
-    shown = f"{cond.metric} {format_value(value)}"
-    if breach:
-        limit = (
-            f"> {format_value(cond.max)}"
-            if cond.max is not None and value > cond.max
-            else (f"< {format_value(cond.min)}")
-        )
-        reason = f"{check.id}: {shown} {limit}"
-    else:
-        reason = f"{check.id}: {shown} within {target}"
-    return outcome(status, value, reason)
 
 
 def describe(cond: ConditionSpec) -> tuple[str, str]:
-    """The condition as text (``p95_ms <= 250``) and its target (``<= 250``)."""
+    """The condition as text (``p95_ms <= 250``) and its target (``<= 250``).
+
+    For a baseline condition the target names the baseline (``<= baseline +10 %``); its
+    outcome shows the concrete limit once the baseline is known.
+    """
     if cond.findings is not None:
         level = "any" if cond.findings == "any" else f"{cond.findings}+"
         target = f"<= {int(cond.max or 0)}"
         return f"findings({level}) {target}", target
+    if cond.regression is not None:
+        return describe_regression(cond)
+    if cond.relative_key is not None:
+        return describe_relative(cond)
     bounds = []
     if cond.min is not None:
         bounds.append(f">= {format_value(cond.min)}")
@@ -121,19 +135,66 @@ def counted_findings(findings: list[Finding], level: FindingSeverity | str) -> l
     return [f for f in findings if f.severity.rank >= floor]
 
 
-def _findings_status(
-    cond: ConditionSpec, result: CheckResult, severity: Severity
-) -> tuple[OutcomeStatus, float, str]:
+def _judge(
+    cond: ConditionSpec,
+    check_id: str,
+    result: CheckResult,
+    baselines: BaselineProvider,
+    stage: str | None,
+    target: str,
+) -> Judgement:
+    if result.status is not CheckStatus.OK:
+        policy = cond.on_error if result.status is CheckStatus.ERROR else cond.on_missing
+        return Judgement(policy, None, target, f"{check_id} {result.status.value}: {result.reason}")
+    if cond.findings is not None:
+        return _findings(cond, result)
+    assert cond.metric is not None  # one of the two forms, validated with the config
+    metric = result.metrics.get(cond.metric)
+    if metric is None or math.isnan(metric.value):
+        known = ", ".join(sorted(result.metrics)) or "none"
+        reason = f"{check_id}: metric {cond.metric!r} was not measured (measured: {known})"
+        return Judgement(cond.on_missing, None, target, reason)
+    if not cond.uses_baseline:
+        return _absolute(cond, check_id, metric.value, target)
+    base = usable(baselines.baseline(check_id, cond.metric))
+    if base is None:
+        where = f"stage {stage}" if stage else "this stage"
+        reason = (
+            f"{check_id}: no baseline yet for {cond.metric} (0 passing runs of {where} measured it)"
+        )
+        return Judgement(cond.on_no_baseline, metric.value, target, reason)
+    if cond.regression is not None:
+        return judge_regression(cond, check_id, metric, base)
+    return judge_relative(cond, check_id, metric.value, base)
+
+
+def _absolute(cond: ConditionSpec, check_id: str, value: float, target: str) -> Judgement:
+    above = cond.max is not None and value > cond.max
+    below = cond.min is not None and value < cond.min
+    shown = f"{cond.metric} {format_value(value)}"
+    if above:
+        reason = f"{check_id}: {shown} > {format_value(cond.max)}"
+    elif below:
+        reason = f"{check_id}: {shown} < {format_value(cond.min)}"
+    else:
+        reason = f"{check_id}: {shown} within {target}"
+    return Judgement("breached" if above or below else "met", value, target, reason)
+
+
+def _findings(cond: ConditionSpec, result: CheckResult) -> Judgement:
     assert cond.findings is not None and cond.max is not None
     counted = counted_findings(result.findings, cond.findings)
     count = len(counted)
+    limit = int(cond.max)
     level = "" if cond.findings == "any" else f" of severity {cond.findings} or above"
     if count > cond.max:
         named = "; ".join(f"{f.rule} {f.severity.value} at {f.location}" for f in counted[:3])
         more = f" and {count - 3} more" if count > 3 else ""
-        reason = f"{result.check_id}: {count} findings{level} > {int(cond.max)}: {named}{more}"
-        status = _BREACH_STATUS[severity]
-    else:
-        reason = f"{result.check_id}: {count} findings{level} (limit {int(cond.max)})"
-        status = OutcomeStatus.PASS
-    return status, float(count), reason
+        reason = f"{result.check_id}: {count} findings{level} > {limit}: {named}{more}"
+        return Judgement("breached", float(count), f"<= {limit}", reason)
+    reason = f"{result.check_id}: {count} findings{level} (limit {limit})"
+    return Judgement("met", float(count), f"<= {limit}", reason)
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

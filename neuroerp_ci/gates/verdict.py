@@ -29,6 +29,7 @@ def summarize(stage: str, verdict: Verdict, outcomes: Sequence[Outcome]) -> str:
     if not deciding:
         return f"{head} — {len(outcomes)} of {len(outcomes)} conditions met"
     label = "failed" if verdict is Verdict.FAIL else "warned"
-    reasons = "; ".join(o.reason for o in deciding[:_SHOWN_REASONS])
-    more = f"; and {len(deciding) - _SHOWN_REASONS} more" if len(deciding) > _SHOWN_REASONS else ""
+    distinct = list(dict.fromkeys(o.reason for o in deciding))  # one errored check, one reason
+    reasons = "; ".join(distinct[:_SHOWN_REASONS])
+    more = f"; and {len(distinct) - _SHOWN_REASONS} more" if len(distinct) > _SHOWN_REASONS else ""
     return f"{head} — {len(deciding)} of {len(outcomes)} conditions {label}: {reasons}{more}"

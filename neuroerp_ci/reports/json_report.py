@@ -147,6 +147,14 @@ def _float(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+def _optional(value: float | None) -> float | None:
+    return None if value is None else _number(value)
+
+
+def _optional_from(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def _counts(report: StageReport) -> JsonObject:
     outcomes = Counter(o.status for o in report.outcomes)
     checks = Counter(c.status for c in report.checks)
@@ -200,9 +208,18 @@ def _outcome(outcome: Outcome) -> JsonObject:
         "condition": outcome.condition,
         "status": outcome.status.value,
         "severity": outcome.severity.value,
-        "value": None if outcome.value is None else _number(outcome.value),
+        "value": _optional(outcome.value),
         "target": outcome.target,
-        "baseline": None if outcome.baseline is None else _number(outcome.baseline),
+        "baseline": _optional(outcome.baseline),
+        "change_pct": _optional(outcome.change_pct),
+        "p_value": _optional(outcome.p_value),
+        "effect": _optional(outcome.effect),
+        "effect_ci": (
+            None
+            if outcome.effect_ci is None
+            else [_number(outcome.effect_ci[0]), _number(outcome.effect_ci[1])]
+        ),
+        "baseline_runs": list(outcome.baseline_runs),
         "reason": outcome.reason,
     }
 
@@ -246,14 +263,21 @@ def _finding_from(data: Mapping[str, Any]) -> Finding:
 
 
 def _outcome_from(data: Mapping[str, Any]) -> Outcome:
-    value, baseline = data.get("value"), data.get("baseline")
+    ci = data.get("effect_ci")
+    if ci is not None and len(ci) != 2:
+        raise ValueError(f"effect_ci must have 2 numbers, got {ci!r}")
     return Outcome(
         check=str(data["check"]),
         condition=str(data["condition"]),
         status=OutcomeStatus(data["status"]),
         severity=Severity(data["severity"]),
-        value=None if value is None else float(value),
+        value=_optional_from(data.get("value")),
         target=str(data["target"]),
         reason=str(data["reason"]),
-        baseline=None if baseline is None else float(baseline),
+        baseline=_optional_from(data.get("baseline")),
+        change_pct=_optional_from(data.get("change_pct")),
+        p_value=_optional_from(data.get("p_value")),
+        effect=_optional_from(data.get("effect")),
+        effect_ci=None if ci is None else (_float(ci[0]), _float(ci[1])),
+        baseline_runs=tuple(str(r) for r in data.get("baseline_runs", ())),
     )

@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 
 from neuroerp_ci.model import CheckResult, CheckStatus, Outcome, OutcomeStatus, StageReport
-from neuroerp_ci.reports.format import format_value, plain_text
+from neuroerp_ci.reports.format import format_number, format_value, plain_text
 
 SUITE_PREFIX = "neuroerp-ci"
 
@@ -89,6 +89,7 @@ def _testcase(suite_name: str, outcome: Outcome, checks: Mapping[str, CheckResul
         ("value", format_value(outcome.value)),
         ("target", outcome.target),
         ("baseline", format_value(outcome.baseline)),
+        *_baseline_properties(outcome),
     ):
         ET.SubElement(properties, "property", {"name": name, "value": _clean(value)})
     reason = _clean(outcome.reason)
@@ -110,11 +111,29 @@ def _details(outcome: Outcome, result: CheckResult | None) -> str:
         f"value: {format_value(outcome.value)}",
         f"target: {outcome.target}",
         f"baseline: {format_value(outcome.baseline)}",
+        *(f"{name}: {value}" for name, value in _baseline_properties(outcome)),
         f"severity: {outcome.severity.value}",
     ]
     if result is not None and result.status is not CheckStatus.OK:
         lines.append(f"check {result.status.value}: {result.reason}")
     return _clean("\n".join(lines))
+
+
+def _baseline_properties(outcome: Outcome) -> list[tuple[str, str]]:
+    """The comparison with the baseline, for outcomes that have one (else nothing)."""
+    shown: list[tuple[str, str]] = []
+    if outcome.change_pct is not None:
+        shown.append(("change_pct", format_number(outcome.change_pct)))
+    if outcome.p_value is not None:
+        shown.append(("p_value", f"{outcome.p_value:.3g}"))
+    if outcome.effect is not None:
+        shown.append(("effect_pct", format_number(outcome.effect)))
+    if outcome.effect_ci is not None:
+        low, high = outcome.effect_ci
+        shown.append(("effect_ci_pct", f"{format_number(low)} .. {format_number(high)}"))
+    if outcome.baseline_runs:
+        shown.append(("baseline_runs", ", ".join(outcome.baseline_runs)))
+    return shown
 
 
 def _seconds(value: float) -> str:

@@ -25,7 +25,11 @@ MAX_FINDINGS_PER_CHECK = 20
 MAX_METRICS_PER_CHECK = 30
 MAX_MESSAGE_CHARS = 200  # advisory texts can be whole paragraphs; report.json keeps them whole
 
-OUTCOME_COLUMNS = ("status", "check", "condition", "value", "target", "baseline", "reason")
+OUTCOME_COLUMNS = (
+    "status", "check", "condition", "value", "target", "baseline", "change", "reason",
+)
+# Shown in report.md only when some outcome has them (conditions against the baseline).
+_OPTIONAL_COLUMNS = {"baseline": "baseline", "change": "change_pct"}
 
 _VERDICT_MARK = {Verdict.PASS: "✅", Verdict.WARN: "⚠️", Verdict.FAIL: "❌"}
 _OUTCOME_MARK = {
@@ -82,10 +86,16 @@ def outcome_rows(report: StageReport) -> list[dict[str, str]]:
             "value": format_value(outcome.value),
             "target": outcome.target or MISSING,
             "baseline": format_value(outcome.baseline),
+            "change": change_text(outcome.change_pct),
             "reason": outcome.reason,
         }
         for outcome in _failing_first(report.outcomes)
     ]
+
+
+def change_text(change_pct: float | None) -> str:
+    """A relative change with its sign: ``+61.6 %``; ``"—"`` when there is none."""
+    return MISSING if change_pct is None else f"{change_pct:+.1f} %"
 
 
 def escape_cell(text: str) -> str:
@@ -139,8 +149,12 @@ def _row(cells: Sequence[str]) -> str:
 def _outcomes_table(report: StageReport) -> str:
     if not report.outcomes:
         return "No condition was evaluated."
-    with_baseline = any(o.baseline is not None for o in report.outcomes)
-    columns = [c for c in OUTCOME_COLUMNS if with_baseline or c != "baseline"]
+    hidden = {
+        column
+        for column, attribute in _OPTIONAL_COLUMNS.items()
+        if all(getattr(o, attribute) is None for o in report.outcomes)
+    }
+    columns = [c for c in OUTCOME_COLUMNS if c not in hidden]
     rows = []
     for outcome, row in zip(_failing_first(report.outcomes), outcome_rows(report), strict=True):
         row["status"] = f"{_OUTCOME_MARK[outcome.status]} {outcome.status.value}"

@@ -192,7 +192,31 @@ def fail_report() -> StageReport:
     return _base(Verdict.FAIL, [unit, latency, bandit, audit, e2e], outcomes)
 
 
-@pytest.fixture(params=["pass_report", "warn_report", "fail_report"])
+@pytest.fixture
+def baseline_report() -> StageReport:
+    """Outcomes against a baseline: a relative limit breached and a statistical regression."""
+    latency = _latency()
+    outcomes = [
+        Outcome(
+            "api-latency", "p95_ms <= baseline +10 %", OutcomeStatus.FAIL, Severity.BLOCKING,
+            412.75, "<= 280.5",
+            "api-latency: p95_ms 412.8 > 280.5, the baseline 255 (median of 5 runs) +10 %;"
+            " change +61.9 %",
+            baseline=255.0, change_pct=61.86, baseline_runs=("r5", "r4", "r3", "r2", "r1"),
+        ),
+        Outcome(
+            "api-latency", "p95_ms no regression (alpha 0.01, min effect 5 %)",
+            OutcomeStatus.FAIL, Severity.BLOCKING, 412.75, "no shift beyond +5 % (alpha 0.01)",
+            "api-latency: p95_ms regressed: shift +18.2 % [98 % CI +12.1, +24.9] p=0.0003 vs pinned"
+            " run r0 (min effect 5 %, n=3 vs 120)",
+            baseline=380.0, change_pct=8.62, p_value=0.0003, effect=18.2,
+            effect_ci=(12.1, 24.9), baseline_runs=("r0",),
+        ),
+    ]
+    return _base(Verdict.FAIL, [latency], outcomes)
+
+
+@pytest.fixture(params=["pass_report", "warn_report", "fail_report", "baseline_report"])
 def any_report(request: pytest.FixtureRequest) -> StageReport:
     report: StageReport = request.getfixturevalue(request.param)
     return report

@@ -76,6 +76,11 @@ def test_enums_are_strings_and_numbers_are_numbers(fail_report: StageReport) -> 
         "value": 8.0,
         "target": "<= 0",
         "baseline": None,
+        "change_pct": None,
+        "p_value": None,
+        "effect": None,
+        "effect_ci": None,
+        "baseline_runs": [],
         "reason": "bandit: 8 findings high+ > 0 (B601 | B604)",
     }
 
@@ -203,3 +208,32 @@ def test_schema_doc_names_every_key(fail_report: StageReport) -> None:
     data_keyed = frozenset({"metrics", "artifacts", "tool_versions"})
     missing = _keys(data, data_keyed) - documented
     assert not missing, f"docs/report-schema.md does not mention {sorted(missing)}"
+
+
+def test_baseline_comparison_fields(baseline_report: StageReport) -> None:
+    outcomes = json.loads(render_json(baseline_report))["outcomes"]
+    relative, regression = outcomes
+    assert (relative["baseline"], relative["change_pct"], relative["p_value"]) == (
+        255.0, 61.86, None,
+    )
+    assert relative["baseline_runs"] == ["r5", "r4", "r3", "r2", "r1"]
+    assert regression["p_value"] == 0.0003 and regression["effect"] == 18.2
+    assert regression["effect_ci"] == [12.1, 24.9]
+    assert list(regression)[-1] == "reason"  # new keys come before the reason
+    restored = report_from_dict(json.loads(render_json(baseline_report)))
+    assert restored.outcomes == baseline_report.outcomes
+
+
+def test_effect_ci_must_be_a_pair(baseline_report: StageReport) -> None:
+    data = json.loads(render_json(baseline_report))
+    data["outcomes"][1]["effect_ci"] = [1.0]
+    with pytest.raises(ValueError, match="effect_ci"):
+        report_from_dict(data)
+
+
+def test_reports_without_the_new_keys_still_read(warn_report: StageReport) -> None:
+    data = json.loads(render_json(warn_report))
+    for outcome in data["outcomes"]:
+        for key in ("change_pct", "p_value", "effect", "effect_ci", "baseline_runs"):
+            del outcome[key]
+    assert report_from_dict(data).outcomes == warn_report.outcomes

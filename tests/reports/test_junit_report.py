@@ -135,3 +135,16 @@ def test_fail_report_matches_golden_file(fail_report: StageReport) -> None:
     if os.environ.get("NEUROERP_CI_UPDATE_GOLDEN") == "1":
         path.write_text(text, encoding="utf-8")
     assert text == path.read_text(encoding="utf-8")
+
+
+def test_baseline_comparison_in_properties_and_details(baseline_report: StageReport) -> None:
+    cases = _suite(baseline_report).findall("testcase")
+    relative = {p.get("name"): p.get("value") for p in cases[0].iter("property")}
+    assert relative["baseline"] == "255" and relative["change_pct"] == "61.9"
+    assert relative["baseline_runs"] == "r5, r4, r3, r2, r1"
+    assert "p_value" not in relative
+    regression = {p.get("name"): p.get("value") for p in cases[1].iter("property")}
+    assert regression["p_value"] == "0.0003"
+    assert (regression["effect_pct"], regression["effect_ci_pct"]) == ("18.2", "12.1 .. 24.9")
+    failure = cases[1].find("failure")
+    assert failure is not None and "effect_ci_pct: 12.1 .. 24.9" in (failure.text or "")

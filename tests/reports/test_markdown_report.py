@@ -163,6 +163,7 @@ def test_outcome_rows_have_stable_columns_and_order(fail_report: StageReport) ->
         "value": "8",
         "target": "<= 0",
         "baseline": "—",
+        "change": "—",
         "reason": "bandit: 8 findings high+ > 0 (B601 | B604)",
     }
 
@@ -187,3 +188,25 @@ def test_fail_report_matches_golden_file(fail_report: StageReport) -> None:
     if os.environ.get("NEUROERP_CI_UPDATE_GOLDEN") == "1":
         path.write_text(text, encoding="utf-8")
     assert text == path.read_text(encoding="utf-8")
+
+
+def test_change_column_only_when_a_change_exists(
+    warn_report: StageReport, baseline_report: StageReport
+) -> None:
+    assert "Change" not in "\n".join(_section(render_markdown(warn_report), "Outcomes"))
+    outcomes = _section(render_markdown(baseline_report), "Outcomes")
+    assert outcomes[1].startswith(
+        "| Status | Check | Condition | Value | Target | Baseline | Change | Reason |"
+    )
+    assert (
+        "| ❌ fail | api-latency | p95_ms <= baseline +10 % | 412.8 | <= 280.5 | 255 | +61.9 % |"
+        in "\n".join(outcomes)
+    )
+    assert "p95_ms regressed: shift +18.2 % [98 % CI +12.1, +24.9] p=0.0003 vs pinned run r0" in (
+        "\n".join(outcomes)
+    )
+
+
+def test_outcome_rows_show_the_change_with_its_sign(baseline_report: StageReport) -> None:
+    rows = outcome_rows(baseline_report)
+    assert [row["change"] for row in rows] == ["+61.9 %", "+8.6 %"]

@@ -1,0 +1,572 @@
+"""The ``load`` kind: the project's locust profile against the target, as a subprocess.
+
+Example (pipeline file)::
+
+    [[checks]]
+    id = "load-test"
+    kind = "load"
+    settings = { locustfile = "locustfile.py", users = 20, spawn_rate = 10, duration_s = 60,
+                 warmup_s = 10, workers = 2 }
+
+or a load shape instead of ``users`` / ``spawn_rate`` / ``duration_s`` (ramp, step, spike)::
+
+    settings = { shape = [
+        { duration_s = 20, users = 10, spawn_rate = 1 },   # ramp up
+        { duration_s = 30, users = 50, spawn_rate = 50 },  # spike
+        { duration_s = 20, users = 10, spawn_rate = 50 },  # back down
+    ], warmup_s = 5 }
+
+locust is never imported here (importing it monkey-patches the whole process with gevent).
+It runs as ``locust -f <wrapper>,<locustfile> --headless --host <target>``: the wrapper, a
+small locustfile written into the check's work directory (see ``_WRAPPER``), ends the
+warm-up by resetting locust's stats, adds the shape, measures each locust process's CPU time
+during the load and writes a run record with locust's failure messages.
+
+Metrics come from locust's ``--json-file`` (its histograms; percentiles are computed here):
+``requests``, ``failures``, ``failure_ratio``, ``rps`` (samples: requests per second),
+``p50_ms`` ``p90_ms`` ``p95_ms`` ``p99_ms`` (samples: the response times), ``mean_ms``,
+``max_ms``, the same per endpoint as ``<endpoint>.<metric>`` (``GET /api/articles/[id]`` ->
+``get_api_articles_id.p95_ms``), ``duration_s`` (the measured window), ``users`` (peak;
+samples: running users each second), ``task_exceptions``, and for the generator
+``generator_cpu_pct`` (busiest locust process, % of one core), ``generator_busy_pct``
+(share of the time its event loop ran or waited for a CPU) and ``generator_saturated`` (1
+when either reached 90 % or locust warned about its CPU). Gate it with
+``{ check = "load-test", metric = "generator_saturated", max = 0, severity = "warning" }``:
+a saturated generator measured itself, not the target.
+
+Distributed: ``workers = N`` starts N local ``locust --worker`` processes and a master bound
+to 127.0.0.1. ``workers = "external"`` starts only the master, bound to
+``master_bind_host:master_bind_port``, and waits up to ``worker_wait_s`` for
+``expect_workers`` workers started elsewhere, each with::
+
+    locust --worker -f - --master-host <master address> --master-port <master_bind_port>
+
+(``-f -`` downloads the locustfiles, wrapper included, from the master). The target's
+``base_url`` must then be reachable from the worker machines and be in ``allowed_hosts``.
+
+Fail closed: a locustfile that does not load, locust exiting non-zero or before the planned
+duration, no request in the measured window, or a target that stops answering mid-run each
+raise (status ``error``) with locust's own message. The target host is checked against
+``ctx.allowed_hosts`` before locust starts. Requests to absolute URLs written into the
+locustfile itself are the project's code and are not checked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from neuroerp_ci.checks._locust_stats import (
+    SATURATED_CPU_PCT,
+    EndpointStats,
+    RunRecord,
+    aggregate,
+    cpu_warning_logged,
+    endpoint_labels,
+    endpoint_metrics,
+    parse_run_record,
+    parse_stats,
+    per_second,
+    stopped_answering,
+)
+from neuroerp_ci.checks._outputs import read_json_file, remove_stale, write_log
+from neuroerp_ci.checks.interface import Check, CheckContext, CheckKind, KindSettings
+from neuroerp_ci.errors import TargetError, ToolError
+from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
+from neuroerp_ci.target import ensure_allowed, free_port, log_tail, stop_process_group
+from neuroerp_ci.tooling import ToolRun, describe, find_tool, run_tool
+
+STATS_BASE = "locust_stats"  # locust appends ".json"
+RECORD_FILE = "locust_run.json"
+LOG_FILE = "locust.log"
+WRAPPER_FILE = "_neuroerp_ci_load.py"
+# Start-up (imports, workers connecting) and shut-down on top of the planned load.
+OVERHEAD_S = 30.0
+WORKER_EXIT_GRACE_S = 10.0
+EARLY_EXIT_SLACK_S = 2.0
+_PROXY_VARS = frozenset({"http_proxy", "https_proxy", "all_proxy"})
+
+
+class LoadStage(KindSettings):
+    """One stage of a load shape: hold ``users`` (reached at ``spawn_rate``/s) for a while."""
+
+    duration_s: float = Field(gt=0, le=86_400)
+    users: int = Field(ge=0, le=100_000)
+    spawn_rate: float = Field(gt=0, le=100_000)
+
+
+class LoadSettings(KindSettings):
+    locustfile: str = "locustfile.py"  # relative to the project directory
+    users: int = Field(default=10, ge=1, le=100_000)
+    spawn_rate: float | None = Field(default=None, gt=0, le=100_000)  # default: users per s
+    duration_s: int | None = Field(default=None, ge=1, le=86_400)  # locust takes whole seconds
+    shape: list[LoadStage] | None = Field(default=None, min_length=1)
+    warmup_s: float = Field(default=0.0, ge=0)  # excluded from every statistic
+    stop_timeout: float | None = Field(default=None, ge=0)  # let running tasks finish
+    workers: int | Literal["external"] = 0  # 0: one locust process
+    expect_workers: int | None = Field(default=None, ge=1, le=1_000)  # with "external"
+    master_bind_host: str = "127.0.0.1"
+    # default: a free port for local workers, locust's 5557 for external ones
+    master_bind_port: int | None = Field(default=None, ge=1, le=65_535)
+    worker_wait_s: int = Field(default=60, ge=1, le=3_600)
+    user_classes: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    exclude_tags: list[str] = Field(default_factory=list)
+    executable: str | None = None  # another locust executable
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LoadSettings:
+        if "://" in self.locustfile or not self.locustfile.endswith(".py"):
+            raise ValueError(f"'locustfile' must be a .py file path, got {self.locustfile!r}")
+        if (self.shape is None) == (self.duration_s is None):
+            raise ValueError("give exactly one of 'duration_s' or 'shape'")
+        if self.shape is not None:
+            given = {"users", "spawn_rate"} & self.model_fields_set
+            if given:
+                raise ValueError(f"{sorted(given)} come from the 'shape' stages; remove them")
+            if not any(stage.users for stage in self.shape):
+                raise ValueError("every 'shape' stage has 0 users")
+        if self.warmup_s >= self.planned_s:
+            raise ValueError(
+                f"'warmup_s' {self.warmup_s:g} leaves nothing of the {self.planned_s:g} s run"
+            )
+        if isinstance(self.workers, int) and not 0 <= self.workers <= 64:
+            raise ValueError(f"'workers' must be 0..64 or \"external\", got {self.workers}")
+        if (self.workers == "external") != (self.expect_workers is not None):
+            raise ValueError("'expect_workers' is required with workers = \"external\" only")
+        return self
+
+    @property
+    def planned_s(self) -> float:
+        """How long the load runs, warm-up included."""
+        if self.shape is not None:
+            return sum(stage.duration_s for stage in self.shape)
+        return float(self.duration_s or 0)
+
+    @property
+    def distributed(self) -> bool:
+        return self.workers != 0
+
+
+class LocustLoadCheck(CheckKind):
+    """``kind = "load"``: locust's RPS, latency percentiles and failures under a profile."""
+
+    name: ClassVar[str] = "load"
+    settings_model: ClassVar[type[KindSettings]] = LoadSettings
+    exclusive: ClassVar[bool] = True
+    needs_target: ClassVar[bool] = True
+
+    def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
+        settings = check.settings
+        if not isinstance(settings, LoadSettings):
+            raise TypeError(f"load check {check.id!r} got {type(settings).__name__} settings")
+        started = time.monotonic()
+        if not ctx.base_url:
+            raise TargetError("the load check needs the target's base_url")
+        ensure_allowed(ctx.base_url, ctx.allowed_hosts, "load target")
+        locustfile = (ctx.project_dir / settings.locustfile).resolve()
+        if not locustfile.is_file():
+            raise ToolError(f"locustfile {settings.locustfile!r} not found in {ctx.project_dir}")
+        if check.timeout < settings.planned_s + OVERHEAD_S:
+            raise ToolError(
+                f"check timeout {check.timeout:g} s is too short for {settings.planned_s:g} s"
+                f" of load (needs at least {settings.planned_s + OVERHEAD_S:g} s)"
+            )
+        exe = find_tool("locust", settings.executable)
+        work = ctx.work_dir
+        stats_path = work / (STATS_BASE + ".json")
+        record_path = work / RECORD_FILE
+        wrapper = work / WRAPPER_FILE
+        remove_stale(stats_path, record_path, work / LOG_FILE)
+        wrapper.write_text(
+            render_wrapper(
+                record_path=str(record_path),
+                warmup_s=settings.warmup_s,
+                stages=[s.model_dump() for s in settings.shape or []],
+            ),
+            encoding="utf-8",
+        )
+        files = f"{wrapper},{locustfile}"
+        env = locust_env(ctx.env)
+        port = settings.master_bind_port or (5557 if settings.workers == "external" else None)
+        port = port or free_port()
+        argv = [
+            exe, *master_args(files, ctx.base_url, str(work / STATS_BASE), settings, port),
+        ]
+        result = CheckResult(check.id, check.kind, CheckStatus.OK)
+        result.artifacts["locust_wrapper"] = str(wrapper)
+        workers = LocalWorkers()
+        try:
+            if isinstance(settings.workers, int) and settings.workers > 0:
+                workers.start(
+                    worker_args(exe, files, port), settings.workers, ctx.project_dir, env, work
+                )
+            remaining = check.timeout - (time.monotonic() - started)
+            run = run_tool(argv, cwd=ctx.project_dir, timeout=remaining, env=env, ok_codes=None)
+        finally:
+            worker_codes = workers.stop(WORKER_EXIT_GRACE_S)
+            result.artifacts.update(workers.artifacts())
+        result.artifacts["locust_log"] = str(write_log(work / LOG_FILE, run))
+        version = _version(run.stderr)
+        if version:
+            result.tool_versions["locust"] = version
+        if run.returncode != 0:
+            raise ToolError(
+                f"{describe(run.argv)} exited {run.returncode}: {run.tail()}"
+                + workers.failures(worker_codes)
+            )
+        record = parse_run_record(read_json_file(record_path, "locust (run record)"))
+        rows = parse_stats(read_json_file(stats_path, "locust"))
+        result.artifacts["locust_stats"] = str(stats_path)
+        result.artifacts["locust_run"] = str(record_path)
+        for metric in interpret(record, rows, settings, run):
+            result.add_metric(metric)
+        result.reason = _reason(result.metrics, record)
+        return result
+
+
+def master_args(
+    files: str, host: str, stats_base: str, settings: LoadSettings, port: int
+) -> list[str]:
+    """Arguments of the headless (master or only) locust process."""
+    args = [
+        "-f", files, "--headless", "--host", host, "--json-file", stats_base,
+        "--only-summary", "--loglevel", "INFO",
+        # Failures are measured and gated here; a non-zero exit then means locust failed.
+        "--exit-code-on-error", "0",
+    ]
+    if settings.shape is None:
+        users = settings.users
+        args += ["-u", str(users), "-r", f"{settings.spawn_rate or users:g}",
+                 "-t", f"{settings.duration_s}s"]
+    if settings.stop_timeout is not None:
+        args += ["--stop-timeout", f"{settings.stop_timeout:g}"]
+    if settings.tags:
+        args += ["--tags", *settings.tags]
+    if settings.exclude_tags:
+        args += ["--exclude-tags", *settings.exclude_tags]
+    if settings.distributed:
+        bind = "127.0.0.1" if isinstance(settings.workers, int) else settings.master_bind_host
+        expect = settings.workers if isinstance(settings.workers, int) else settings.expect_workers
+        args += ["--master", "--master-bind-host", bind, "--master-bind-port", str(port),
+                 "--expect-workers", str(expect),
+                 "--expect-workers-max-wait", str(settings.worker_wait_s)]
+    # User classes are positional; "--" ends the options so "--tags a" cannot swallow them.
+    return args + (["--", *settings.user_classes] if settings.user_classes else [])
+
+
+def worker_args(exe: str, files: str, port: int) -> list[str]:
+    return [exe, "-f", files, "--worker", "--master-host", "127.0.0.1",
+            "--master-port", str(port), "--loglevel", "INFO"]
+
+
+def locust_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The check's environment without proxy settings: a proxy would receive the load and
+    bypass the host allow-list."""
+    return {k: v for k, v in env.items() if k.lower() not in _PROXY_VARS}
+
+
+def interpret(
+    record: RunRecord, rows: Sequence[EndpointStats], settings: LoadSettings, run: ToolRun
+) -> list[Metric]:
+    """Metrics of a finished run, or ToolError / TargetError when it cannot be trusted."""
+    tail = run.tail()
+    if record.started is None or record.stopped is None:
+        raise ToolError(f"locust never started the load test: {tail}")
+    ran = record.stopped - record.started
+    planned = settings.planned_s
+    # locust's -t timer counts from gevent's cached loop time, stale after its blocking
+    # start-up: runs end up to ~1 s short on a busy machine without anything going wrong.
+    if ran < planned - max(EARLY_EXIT_SLACK_S, 0.1 * planned):
+        raise ToolError(f"locust stopped after {ran:.1f} s of the planned {planned:g} s: {tail}")
+    total = aggregate(rows)
+    if total.requests == 0:
+        why = record.exceptions[0][1] if record.exceptions else tail
+        raise ToolError(f"locust made no request in the measured window: {why}")
+    start = record.measured_from or total.start_time
+    window = max(record.stopped - start, 1e-9)
+    stopped = stopped_answering(total, record.errors, record.stopped, max(2.0, 0.1 * window))
+    if stopped:
+        raise TargetError(stopped)
+    metrics = endpoint_metrics("", total, window, per_second(total, start, record.stopped))
+    for label, row in zip(endpoint_labels(rows), rows, strict=True):
+        series = per_second(row, start, record.stopped)
+        metrics.extend(endpoint_metrics(label + ".", row, window, series))
+    metrics.append(Metric("duration_s", window, "s", Direction.HIGHER))
+    if record.users:
+        users = tuple(float(n) for n in record.users)
+        metrics.append(Metric("users", max(users), "count", Direction.HIGHER, users))
+    metrics.append(
+        Metric(
+            "task_exceptions", float(sum(n for n, _ in record.exceptions)), "count",
+            Direction.LOWER,
+        )
+    )
+    metrics.extend(generator_metrics(record, run.stderr))
+    return metrics
+
+
+def generator_metrics(record: RunRecord, log: str) -> list[Metric]:
+    """How hard the locust processes worked, and whether one of them was the bottleneck.
+
+    ``generator_cpu_pct``: CPU time of the busiest process, in % of one core (a gevent
+    process uses one). ``generator_busy_pct`` (Linux): the share of the load its event loop
+    was running or runnable but waiting for a CPU; on a machine shared with the target a
+    CPU-bound generator gets less than a full core yet is busy all the time, and a waiting
+    generator's timings include that wait. Either at >= 90 %, or locust's own CPU warning,
+    makes ``generator_saturated`` 1.
+    """
+    metrics = []
+    busiest = max((g.cpu_pct for g in record.generators), default=None)
+    if busiest is not None:
+        metrics.append(Metric("generator_cpu_pct", busiest, "%", Direction.LOWER))
+    busy = [g.busy_pct for g in record.generators if g.busy_pct is not None]
+    if busy:
+        metrics.append(Metric("generator_busy_pct", max(busy), "%", Direction.LOWER))
+    saturated = (
+        (busiest is not None and busiest >= SATURATED_CPU_PCT)
+        or any(b >= SATURATED_CPU_PCT for b in busy)
+        or record.cpu_warning
+        or any(g.cpu_warning for g in record.generators)
+        or cpu_warning_logged(log)
+    )
+    metrics.append(Metric("generator_saturated", float(saturated), "flag", Direction.LOWER))
+    return metrics
+
+
+def _reason(m: Mapping[str, Metric], record: RunRecord) -> str:
+    text = (
+        f"{int(m['requests'].value)} requests in {m['duration_s'].value:.1f} s"
+        f" ({m['rps'].value:.1f} rps), p95 {m['p95_ms'].value:g} ms,"
+        f" failures {m['failure_ratio'].value * 100:.1f} %"
+    )
+    if "generator_cpu_pct" in m:
+        text += f", generator CPU {m['generator_cpu_pct'].value:.0f} %"
+    if "generator_busy_pct" in m:
+        text += f" (busy {m['generator_busy_pct'].value:.0f} %)"
+    if m["generator_saturated"].value:
+        text += " (generator saturated: the figures measure locust, not the target)"
+    if record.exceptions:
+        count, message = record.exceptions[0]
+        text += f"; exceptions in the locustfile: {count} x {message}"
+    return text
+
+
+def _version(log: str) -> str | None:
+    marker = "Starting Locust "
+    at = log.find(marker)
+    if at < 0:
+        return None
+    return log[at + len(marker):].split(maxsplit=1)[0] or None
+
+
+class LocalWorkers:
+    """``locust --worker`` processes on this machine, each in its own process group.
+
+    run_tool runs one process to completion; workers must run beside the master, so they
+    are started here (never through a shell) and always stopped: first given
+    ``WORKER_EXIT_GRACE_S`` to leave on the master's quit message, then the group is
+    terminated and killed (:func:`neuroerp_ci.target.stop_process_group`).
+    """
+
+    def __init__(self) -> None:
+        self._procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def start(
+        self, argv: Sequence[str], count: int, cwd: Path, env: Mapping[str, str], log_dir: Path
+    ) -> None:
+        for i in range(count):
+            log_path = log_dir / f"locust-worker-{i + 1}.log"
+            with log_path.open("wb") as log:  # the child keeps its own descriptor
+                try:
+                    proc = subprocess.Popen(  # noqa: S603 - argument list, never a shell
+                        list(argv), cwd=str(cwd), env=dict(env), stdin=subprocess.DEVNULL,
+                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                    )
+                except OSError as exc:
+                    raise ToolError(f"cannot start {describe(argv)}: {exc}") from exc
+            self._procs.append((proc, log_path))
+
+    def stop(self, grace_s: float) -> list[int | None]:
+        """Wait for every worker to exit, then end each group; the exit codes (None: killed)."""
+        deadline = time.monotonic() + grace_s
+        codes: list[int | None] = []
+        for proc, _log in self._procs:
+            try:
+                code: int | None = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                code = None
+            stop_process_group(proc, 2.0)  # children of the worker, or the worker itself
+            codes.append(code)
+        return codes
+
+    def artifacts(self) -> dict[str, str]:
+        return {log.stem: str(log) for _proc, log in self._procs}
+
+    def failures(self, codes: Sequence[int | None]) -> str:
+        """"; worker 2 exited 1: <log tail>" for each worker that failed."""
+        return "".join(
+            f"; worker {i + 1} exited {code}: {log_tail(log, 300)}"
+            for i, ((_proc, log), code) in enumerate(zip(self._procs, codes, strict=True))
+            if code not in (0, None)
+        )
+
+
+def render_wrapper(
+    *, record_path: str, warmup_s: float, stages: Sequence[Mapping[str, Any]]
+) -> str:
+    """The wrapper locustfile's source with its settings embedded as a JSON string literal."""
+    config = json.dumps(
+        {"record": record_path, "warmup_s": warmup_s, "stages": [dict(s) for s in stages]},
+        sort_keys=True,
+    )
+    return _WRAPPER.replace("__CONFIG__", repr(config))
+
+
+# The wrapper locustfile, loaded by every locust process (local, master, workers; remote
+# workers download it with `-f -`). Only locust's public event hooks: warm-up ends with a
+# stats reset in every process; CPU time is measured per process during the load (locust
+# samples CPU only every 10 s) and workers send theirs to the master; the master (or the
+# single process) writes the run record at `quitting`, with locust's failure messages, which
+# --json-file does not contain.
+_WRAPPER = '''"""Generated by neuroerp-ci for one load check: rewritten on every run."""
+
+import json
+import os
+import socket
+import time
+
+import gevent
+from locust import LoadTestShape, events
+from locust.runners import MasterRunner, WorkerRunner
+
+_CONFIG = json.loads(__CONFIG__)
+_MESSAGE = "neuroerp_ci_generator"
+_state = {"generators": []}
+
+
+def _role(runner):
+    if isinstance(runner, MasterRunner):
+        return "master"
+    if isinstance(runner, WorkerRunner):
+        return "worker"
+    return "local"
+
+
+def _on_generator(environment, msg, **_kwargs):
+    _state["generators"].append(msg.data)
+
+
+@events.init.add_listener
+def _on_init(environment, **_kwargs):
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message(_MESSAGE, _on_generator)
+
+
+def _end_warmup(environment):
+    if "stopped" not in _state and environment.runner is not None:
+        _state["measured_from"] = time.time()  # before the reset: no request precedes it
+        environment.runner.stats.reset_all()
+
+
+def _schedstat():
+    # Linux: seconds the main thread (the gevent loop) ran, and waited runnable for a CPU.
+    try:
+        with open("/proc/self/schedstat", encoding="ascii") as fh:
+            ran, waited = fh.read().split()[:2]
+        return (int(ran) + int(waited)) / 1e9
+    except (OSError, ValueError):
+        return None
+
+
+@events.test_start.add_listener
+def _on_test_start(environment, **_kwargs):
+    _state.update(started=time.time(), cpu0=time.process_time(), wall0=time.monotonic(),
+                  busy0=_schedstat())
+    _state.pop("stopped", None)
+    _state.pop("measured_from", None)
+    if isinstance(environment.runner, MasterRunner):
+        _state["workers"] = environment.runner.worker_count
+    if _CONFIG["warmup_s"] > 0:
+        _state["warmup"] = gevent.spawn_later(_CONFIG["warmup_s"], _end_warmup, environment)
+    if not isinstance(environment.runner, WorkerRunner):
+        _state["users"] = []
+        _state["sampler"] = gevent.spawn(_sample_users, environment.runner)
+
+
+def _sample_users(runner):
+    while True:  # the running user count once a second (a master sums its workers')
+        gevent.sleep(1.0)
+        _state["users"].append(runner.user_count)
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment, **_kwargs):
+    if "started" not in _state or "stopped" in _state:
+        return
+    _state["stopped"] = time.time()
+    for name in ("warmup", "sampler"):
+        greenlet = _state.pop(name, None)
+        if greenlet is not None:
+            greenlet.kill(block=False)
+    runner = environment.runner
+    busy = _schedstat()
+    usage = {
+        "node": "%s:%d" % (socket.gethostname(), os.getpid()),
+        "role": _role(runner),
+        "cpu_s": time.process_time() - _state["cpu0"],
+        "wall_s": time.monotonic() - _state["wall0"],
+        "busy_s": None if busy is None or _state["busy0"] is None else busy - _state["busy0"],
+        "cpu_warning": bool(getattr(runner, "cpu_warning_emitted", False)),
+    }
+    if isinstance(runner, WorkerRunner):
+        runner.send_message(_MESSAGE, usage)
+    else:
+        _state["generators"].append(usage)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment, **_kwargs):
+    runner = environment.runner
+    if runner is None or isinstance(runner, WorkerRunner):
+        return
+    record = {
+        "role": _role(runner),
+        "started": _state.get("started"),
+        "stopped": _state.get("stopped"),
+        "measured_from": _state.get("measured_from", _state.get("started")),
+        "errors": list(environment.stats.serialize_errors().values()),
+        "exceptions": [
+            {"count": row["count"], "msg": row["msg"]} for row in runner.exceptions.values()
+        ],
+        "generators": _state["generators"],
+        "users": _state.get("users", []),
+        "cpu_warning": bool(getattr(runner, "cpu_warning_emitted", False)),
+        "worker_cpu_warning": bool(getattr(runner, "worker_cpu_warning_emitted", False)),
+        "workers": _state.get("workers", 0),
+    }
+    path = _CONFIG["record"]
+    with open(path + ".tmp", "w", encoding="utf-8") as fh:
+        json.dump(record, fh, default=str)
+    os.replace(path + ".tmp", path)
+
+
+if _CONFIG["stages"]:
+
+    class NeuroErpCiShape(LoadTestShape):
+        """The configured stages one after the other; the test stops after the last."""
+
+        def tick(self):
+            elapsed = self.get_run_time()
+            for stage in _CONFIG["stages"]:
+                if elapsed < stage["duration_s"]:
+                    return stage["users"], stage["spawn_rate"]
+                elapsed -= stage["duration_s"]
+            return None
+'''

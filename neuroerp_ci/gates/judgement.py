@@ -1,0 +1,52 @@
+"""What one condition concluded, before the condition's severity turns it into a status.
+
+Every form of condition (absolute, relative, regression, findings) returns a
+:class:`Judgement`; the dispatcher in :mod:`neuroerp_ci.gates.conditions` adds the check,
+the condition text and the severity to make the :class:`~neuroerp_ci.model.Outcome`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from neuroerp_ci.config import Policy
+from neuroerp_ci.model import OutcomeStatus, Severity
+
+# "met" passes; "breached" weighs by the condition's severity; a policy name ("fail",
+# "warn", "ignore") is what the condition's on_missing / on_error / on_no_baseline said.
+Resolution = Literal["met", "breached"] | Policy
+
+BREACH_STATUS = {
+    Severity.BLOCKING: OutcomeStatus.FAIL,
+    Severity.WARNING: OutcomeStatus.WARN,
+    Severity.INFO: OutcomeStatus.INFO,
+}
+POLICY_STATUS: dict[Policy, OutcomeStatus] = {
+    "fail": OutcomeStatus.FAIL,
+    "warn": OutcomeStatus.WARN,
+    "ignore": OutcomeStatus.INFO,
+}
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A condition's conclusion with the numbers that explain it."""
+
+    resolution: Resolution
+    value: float | None
+    target: str
+    reason: str
+    baseline: float | None = None
+    change_pct: float | None = None
+    p_value: float | None = None
+    effect: float | None = None
+    effect_ci: tuple[float, float] | None = None
+    baseline_runs: tuple[str, ...] = ()
+
+    def status(self, severity: Severity) -> OutcomeStatus:
+        if self.resolution == "met":
+            return OutcomeStatus.PASS
+        if self.resolution == "breached":
+            return BREACH_STATUS[severity]
+        return POLICY_STATUS[self.resolution]

@@ -1,0 +1,151 @@
+"""Pipeline-file sections for production rollout and notifications.
+
+These are parts of the pipeline file (see :mod:`neuroerp_ci.config`) kept in their own module
+so the rollout and notification code can read them without importing the loader. Only the
+``rollout`` flow honours ``approval``, ``hooks`` and ``canary``; ``stage-gate`` runs a stage's
+checks alone.
+
+Example::
+
+    [stages.production]
+    requires = "staging"
+    approval = { timeout_s = 3600, approvers = ["alice", "bob"] }
+    checks = ["api-baseline", "smoke"]
+
+    [stages.production.hooks]
+    backup = { argv = ["{python}", "ops/backup.py"], timeout_s = 300 }
+    deploy = { url = "http://127.0.0.1:9000/deploy", retries = 2 }
+    rollback = { argv = ["{python}", "ops/rollback.py"], timeout_s = 300 }
+
+    [notify]
+    metrics_file = ".neuroerp-ci/metrics/neuroerp_ci.prom"
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+HOOK_NAMES = ("backup", "deploy", "switch", "rollback")
+WEBHOOK_ENV = "NEUROERP_CI_WEBHOOK_URL"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is not None and urlsplit(value).scheme not in ("http", "https"):
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
+class ApprovalSpec(_Strict):
+    """A person must approve in the Prefect UI (or API) before anything is changed."""
+
+    timeout_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)  # then the stage fails
+    approvers: list[str] = Field(default_factory=list)  # empty: anyone who may resume the run
+
+
+class HookSpec(_Strict):
+    """One rollout hook: a command (``argv``, no shell) or an HTTP call (``url``).
+
+    Commands get ``NEUROERP_CI_VERSION``, ``NEUROERP_CI_STAGE``, ``NEUROERP_CI_HOOK`` and
+    ``NEUROERP_CI_RUN_ID`` in their environment; an HTTP call sends them as JSON keys
+    (``version``, ``stage``, ``hook``, ``run_id``) merged over ``body``. An HTTP hook's host
+    must be in the target's ``allowed_hosts``. A hook is tried ``1 + retries`` times.
+    """
+
+    argv: list[str] | None = Field(default=None, min_length=1)
+    cwd: str | None = None  # relative to the project
+    env: dict[str, str] = Field(default_factory=dict)
+    ok_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    url: str | None = None
+    method: Literal["POST", "PUT", "GET"] = "POST"
+    body: dict[str, Any] = Field(default_factory=dict)
+    expect_status: list[int] = Field(default_factory=list)  # empty: any 2xx
+    timeout_s: float = Field(default=60.0, gt=0)
+    retries: int = Field(default=0, ge=0, le=10)
+    retry_delay_s: float = Field(default=2.0, ge=0, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> HookSpec:
+        if (self.argv is None) == (self.url is None):
+            raise ValueError("give exactly one of 'argv' (a command) or 'url' (an HTTP call)")
+        return self
+
+
+class HooksSpec(_Strict):
+    """``backup`` before, ``deploy`` (blue/green switch or canary start), ``switch`` (the full
+    switch after a canary passed) and ``rollback`` on any FAIL or hook error."""
+
+    backup: HookSpec | None = None
+    deploy: HookSpec | None = None
+    switch: HookSpec | None = None
+    rollback: HookSpec | None = None
+
+    @model_validator(mode="after")
+    def _rollback_for_changes(self) -> HooksSpec:
+        if (self.deploy or self.switch) and self.rollback is None:
+            raise ValueError("a stage that deploys ('deploy' or 'switch') needs a 'rollback' hook")
+        return self
+
+
+class CanarySpec(_Strict):
+    """Compare the canary with the stable target in the same window before the full switch.
+
+    ``samples`` requests per path go to each side, interleaved, so both see the same load and
+    the same moment. The canary fails on an error rate above ``max_error_rate`` or on a latency
+    regression: a one-sided Mann-Whitney test with ``p < alpha`` AND a Hodges-Lehmann shift
+    whose whole confidence interval lies beyond ``min_effect_pct`` of the stable median.
+    """
+
+    canary_url: str
+    stable_url: str
+    paths: list[str] = Field(default_factory=lambda: ["/health"], min_length=1)
+    samples: int = Field(default=30, ge=5, le=10_000)
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    min_effect_pct: float = Field(default=10.0, ge=0)
+
+    @field_validator("canary_url", "stable_url")
+    @classmethod
+    def _urls(cls, value: str) -> str:
+        return _http_url(value) or value
+
+
+NotifyOn = Literal["PASS", "WARN", "FAIL"]
+
+
+def _on_fail() -> list[NotifyOn]:
+    return ["FAIL"]
+
+
+class NotifySpec(_Strict):
+    """Where a stage's outcome goes besides its reports.
+
+    The webhook URL is a secret: it is read from the environment variable ``webhook_env`` or
+    the Prefect Secret block ``webhook_secret_block``, never from this file, and never printed.
+    """
+
+    webhook_env: str = WEBHOOK_ENV
+    webhook_secret_block: str | None = None
+    on: list[NotifyOn] = Field(default_factory=_on_fail)
+    timeout_s: float = Field(default=10.0, gt=0)
+    retries: int = Field(default=2, ge=0, le=10)
+    metrics_file: str | None = None  # Prometheus text file, relative to the pipeline file
+    pushgateway_url: str | None = None  # Prometheus Pushgateway (text format)
+    job: str = Field(default="neuroerp_ci", pattern=r"^[A-Za-z0-9_.-]+$")
+
+    @field_validator("pushgateway_url")
+    @classmethod
+    def _gateway(cls, value: str | None) -> str | None:
+        return _http_url(value)

@@ -1,0 +1,241 @@
+"""The tables of the history store (SQLAlchemy Core) and their versioned migrations.
+
+One row in ``runs`` per stage run; everything the run produced hangs off it by ``run_pk``
+(deleted with it). Times are naive UTC ``DateTime`` values on every backend; metric samples
+are a JSON array in a text column (``null`` for a non-finite sample).
+
+Migrations are numbered and recorded in ``schema_migrations``. :func:`migrate` applies the
+missing ones inside the caller's transaction, which must hold the migration lock
+(:func:`lock_for_migration`), so two processes opening a fresh store at once do not both
+create it. A migration that changes a table must not change what an earlier migration
+created: freeze the earlier definition in its own function first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection
+
+from neuroerp_ci.store.errors import StoreError
+
+metadata = MetaData()
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("applied_at", DateTime, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(128), nullable=False, unique=True),
+    Column("stage", String(200), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("version", String(200), nullable=False),
+    Column("fingerprint", Text, nullable=False),  # JSON object
+    Column("verdict", String(8)),  # PASS | WARN | FAIL; NULL until finished
+    Column("status", String(16), nullable=False),  # running | finished | aborted
+    Column("summary", Text, nullable=False, default=""),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("duration_s", Float),
+    Column("invalidated_reason", Text),
+    Column("invalidated_at", DateTime),
+    Column("pinned", Boolean, nullable=False, default=False),
+    Index("ix_runs_lookup", "stage", "target", "status", "verdict", "started_at"),
+    Index("ix_runs_version", "stage", "target", "version"),
+    # At most one pinned run per stage and target, whatever the writers do at once.
+    Index(
+        "ux_runs_pinned",
+        "stage",
+        "target",
+        unique=True,
+        sqlite_where=text("pinned = 1"),
+        postgresql_where=text("pinned"),
+    ),
+)
+
+
+def _run_pk() -> Column[int]:
+    return Column(
+        "run_pk", Integer, ForeignKey("runs.pk", ondelete="CASCADE"), nullable=False, index=True
+    )
+
+
+check_results = Table(
+    "check_results",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    _run_pk(),
+    Column("check_id", String(128), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # ok | error | skipped
+    Column("reason", Text, nullable=False, default=""),
+    Column("duration_s", Float),
+    UniqueConstraint("run_pk", "check_id", name="uq_check_results_run_check"),
+)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    _run_pk(),
+    Column("check_id", String(128), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("value", Float),  # NULL: not measured (NaN)
+    Column("unit", String(32), nullable=False, default=""),
+    Column("direction", String(8), nullable=False),
+    Column("samples", Text, nullable=False, default="[]"),  # JSON array
+    UniqueConstraint("run_pk", "check_id", "name", name="uq_metrics_run_check_name"),
+    Index("ix_metrics_check_name", "check_id", "name"),
+)
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    _run_pk(),
+    Column("check_id", String(128), nullable=False),
+    Column("tool", String(64), nullable=False),
+    Column("rule", String(200), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("confidence", String(32)),
+    Column("location", Text, nullable=False),
+    Column("message", Text, nullable=False),
+)
+
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    _run_pk(),
+    Column("check_id", String(128), nullable=False),
+    Column("condition", Text, nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("value", Float),
+    Column("target", Text, nullable=False),
+    Column("baseline", Float),
+    Column("change_pct", Float),
+    Column("p_value", Float),
+    Column("effect", Float),
+    Column("effect_ci_low", Float),
+    Column("effect_ci_high", Float),
+    Column("baseline_runs", Text, nullable=False, default="[]"),  # JSON array of run ids
+    Column("reason", Text, nullable=False),
+)
+
+# Children of a run, in the order they are written (and checked for orphans).
+RUN_CHILDREN: tuple[Table, ...] = (check_results, metrics, findings, outcomes)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _v1(conn: Connection) -> None:
+    for table in (runs, *RUN_CHILDREN):
+        table.create(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "runs, check results, metrics, findings, outcomes", _v1),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+# pg_advisory_xact_lock keys: any constant that no other application on the server uses.
+MIGRATION_LOCK_KEY = 0x6E65_7572  # "neur"
+PIN_LOCK_KEY = 0x6E65_7573
+
+
+def lock_for_migration(conn: Connection) -> None:
+    """Serialise migrations across processes until the transaction ends.
+
+    PostgreSQL: a transaction-level advisory lock. SQLite: nothing to do here, the caller's
+    transaction began with ``BEGIN IMMEDIATE`` and so already holds the database's write lock.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+
+def applied_versions(conn: Connection) -> list[int]:
+    """The migration versions recorded in the store (empty for a fresh database)."""
+    if not conn.dialect.has_table(conn, schema_migrations.name):
+        return []
+    return sorted(conn.scalars(select(schema_migrations.c.version)))
+
+
+def migrate(conn: Connection, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+    """Apply the migrations the store lacks, in order; return the versions applied.
+
+    Runs in the caller's transaction (which holds the migration lock): all of them apply, or
+    none. Refuses a store that a newer neuroerp-ci has migrated beyond what this one knows.
+    """
+    known = max((m.version for m in migrations), default=0)
+    schema_migrations.create(conn, checkfirst=True)
+    applied = set(applied_versions(conn))
+    newest = max(applied, default=0)
+    if newest > known:
+        raise StoreError(
+            f"store schema version {newest} is newer than this neuroerp-ci knows ({known}); "
+            "upgrade neuroerp-ci"
+        )
+    done: list[int] = []
+    for migration in sorted(migrations, key=lambda m: m.version):
+        if migration.version in applied:
+            continue
+        migration.apply(conn)
+        conn.execute(
+            insert(schema_migrations).values(
+                version=migration.version,
+                description=migration.description,
+                applied_at=datetime.now(UTC).replace(tzinfo=None),
+            )
+        )
+        done.append(migration.version)
+    return done
+
+
+__all__ = [
+    "MIGRATIONS",
+    "RUN_CHILDREN",
+    "SCHEMA_VERSION",
+    "Migration",
+    "applied_versions",
+    "check_results",
+    "findings",
+    "lock_for_migration",
+    "metadata",
+    "metrics",
+    "migrate",
+    "outcomes",
+    "runs",
+    "schema_migrations",
+]

@@ -1,0 +1,157 @@
+"""Condition forms in the pipeline file: what parses, and the errors for mixtures."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from neuroerp_ci.config import ConditionSpec, RegressionSpec, load_pipeline
+from neuroerp_ci.errors import ConfigError
+
+PIPELINE = """
+[[checks]]
+id = "api-baseline"
+kind = "http"
+settings = {{ endpoints = [{{ name = "health", url = "http://127.0.0.1:9/health" }}] }}
+
+[stages.staging]
+conditions = [
+  {condition},
+]
+"""
+
+
+def parse(condition: str) -> ConditionSpec:
+    data: dict[str, Any] = tomllib.loads(f"c = {condition}")["c"]
+    return ConditionSpec.model_validate(data)
+
+
+def error(condition: str) -> str:
+    with pytest.raises(ValidationError) as info:
+        parse(condition)
+    return str(info.value)
+
+
+def test_relative_forms_parse() -> None:
+    pct = parse('{ check = "api-baseline", metric = "p95_ms", max_increase_pct = 10 }')
+    assert pct.relative_key == "max_increase_pct" and pct.uses_baseline
+    assert pct.on_no_baseline == "warn"
+    coverage = parse('{ check = "unit-tests", metric = "coverage_pct", max_decrease = 0 }')
+    assert coverage.relative_key == "max_decrease" and coverage.max_decrease == 0
+    size = parse('{ check = "frontend", metric = "total_bytes", max_increase = 5120 }')
+    assert size.relative_key == "max_increase"
+    drop = parse(
+        '{ check = "api", metric = "rps", max_decrease_pct = 10, on_no_baseline = "fail" }'
+    )
+    assert drop.relative_key == "max_decrease_pct" and drop.on_no_baseline == "fail"
+
+
+def test_regression_form_parses_with_defaults() -> None:
+    full = parse(
+        '{ check = "api-baseline", metric = "p95_ms",'
+        " regression = { alpha = 0.05, min_effect_pct = 3, min_samples = 30 } }"
+    )
+    assert full.regression == RegressionSpec(alpha=0.05, min_effect_pct=3, min_samples=30)
+    assert full.uses_baseline and full.relative_key is None
+    defaults = parse('{ check = "api-baseline", metric = "p95_ms", regression = {} }')
+    assert defaults.regression == RegressionSpec(alpha=0.01, min_effect_pct=5.0, min_samples=20)
+
+
+def test_absolute_forms_do_not_use_the_baseline() -> None:
+    absolute = parse('{ check = "api", metric = "p95_ms", max = 250, min = 1 }')
+    assert not absolute.uses_baseline and absolute.relative_key is None
+
+
+@pytest.mark.parametrize(
+    ("condition", "needle"),
+    [
+        (
+            '{ check = "a", metric = "p95_ms", max = 250, max_increase_pct = 10 }',
+            "one kind of limit per condition, got absolute (max) and relative"
+            " (max_increase_pct); write one condition for each",
+        ),
+        (
+            '{ check = "a", metric = "p95_ms", min = 1, regression = {} }',
+            "got absolute (min) and regression (regression)",
+        ),
+        (
+            '{ check = "a", metric = "p95_ms", max_increase = 5, regression = {} }',
+            "got relative (max_increase) and regression (regression)",
+        ),
+        (
+            '{ check = "a", metric = "p95_ms", max_increase_pct = 10, max_decrease_pct = 10 }',
+            "one relative limit per condition, got max_increase_pct, max_decrease_pct",
+        ),
+        ('{ check = "a", metric = "p95_ms" }', "needs 'max' or 'min', or a limit against"),
+        (
+            '{ check = "a", metric = "p95_ms", max = 250, on_no_baseline = "fail" }',
+            "'on_no_baseline' only applies to conditions against the baseline",
+        ),
+        (
+            '{ check = "a", findings = "high", max = 0, on_no_baseline = "warn" }',
+            "'on_no_baseline' only applies",
+        ),
+        (
+            '{ check = "a", findings = "high", max = 0, max_increase = 1 }',
+            "a findings limit takes 'max' (a count) and nothing else",
+        ),
+        ('{ check = "a", findings = "high", regression = {} }', "takes 'max'"),
+        ('{ check = "a", metric = "x", max_increase_pct = -5 }', "greater than or equal to 0"),
+        ('{ check = "a", metric = "x", max_decrease_pct = 150 }', "less than or equal to 100"),
+        ('{ check = "a", metric = "x", regression = { alpha = 0.6 } }', "less than 0.5"),
+        ('{ check = "a", metric = "x", regression = { alpha = 0 } }', "greater than 0"),
+        (
+            '{ check = "a", metric = "x", regression = { min_samples = 3 } }',
+            "greater than or equal to 5",
+        ),
+        (
+            '{ check = "a", metric = "x", regression = { min_effect_pct = -1 } }',
+            "greater than or equal",
+        ),
+        ('{ check = "a", metric = "x", regression = { alfa = 0.1 } }', "alfa"),
+        ('{ check = "a", metric = "x", regression = true }', "regression"),
+        (
+            '{ check = "a", metric = "x", max_increase_pct = 10, on_no_baseline = "pass" }',
+            "on_no_baseline",
+        ),
+    ],
+)
+def test_bad_combinations_are_clear_errors(condition: str, needle: str) -> None:
+    assert needle in error(condition)
+
+
+def test_errors_name_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "neuroerp-ci.toml"
+    condition = '{ check = "api-baseline", metric = "p95_ms", max = 1, max_increase_pct = 10 }'
+    path.write_text(PIPELINE.format(condition=condition), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_pipeline(path)
+    assert info.value.key == "stages.staging.conditions[0]"
+    assert "one kind of limit per condition" in str(info.value)
+
+
+def test_unknown_regression_key_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "neuroerp-ci.toml"
+    condition = '{ check = "api-baseline", metric = "p95_ms", regression = { alfa = 0.1 } }'
+    path.write_text(PIPELINE.format(condition=condition), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_pipeline(path)
+    assert info.value.key == "stages.staging.conditions[0].regression.alfa"
+    assert "unknown key" in str(info.value)
+
+
+def test_a_pipeline_with_baseline_conditions_loads(tmp_path: Path) -> None:
+    path = tmp_path / "neuroerp-ci.toml"
+    condition = (
+        '{ check = "api-baseline", metric = "p95_ms", regression = { min_samples = 10 } },\n'
+        '  { check = "api-baseline", metric = "p95_ms", max_increase_pct = 10,'
+        ' on_no_baseline = "ignore" }'
+    )
+    path.write_text(PIPELINE.format(condition=condition), encoding="utf-8")
+    conditions = load_pipeline(path).stage("staging").conditions
+    assert conditions[0].regression is not None and conditions[0].regression.min_samples == 10
+    assert conditions[1].on_no_baseline == "ignore"

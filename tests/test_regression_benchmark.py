@@ -1,0 +1,41 @@
+"""A quick run of benchmarks/regression_detection.py against the real demo service."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "regression_detection.py"
+
+
+@pytest.mark.integration
+def test_quick_benchmark_prints_the_table_and_catches_a_big_slowdown(tmp_path: Path) -> None:
+    numbers = tmp_path / "benchmark.json"
+    proc = subprocess.run(  # noqa: S603 - our own script, argument list
+        [sys.executable, str(SCRIPT), "--quick", "--json", str(numbers)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "| slowdown  | added delay | measured shift | ours (a)" in out
+    assert "| 0 % (A/A) |" in out and "| +50 %     |" in out
+    assert "api-baseline: p95_ms regressed: shift +" in out  # an outcome explains itself
+    data = json.loads(numbers.read_text(encoding="utf-8"))
+    levels = {level["level_pct"]: level for level in data["levels"]}
+    assert levels[0]["runs"] == levels[50]["runs"] == 2
+    # +50 % of the median is several milliseconds: the gate condition must see every one
+    assert levels[50]["ours"] == 2
+    assert levels[50]["delay_ms"] >= 3
+    judged = [run for run in data["runs"] if not run.get("history")]
+    assert len(judged) == 4
+    assert all(len(run["samples"]) == 20 and len(run["window"]) == 5 for run in judged)
+    # every judged run's baseline is made of baseline runs only, never of a level run
+    history = {run["run_id"] for run in data["runs"] if run.get("history")}
+    assert all(set(run["window"]) <= history for run in judged)
