@@ -390,6 +390,79 @@ def _run_stage(
     return for_verdict(report.verdict)
 
 
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="The version to promote (e.g. a git SHA).")],
+    to: Annotated[str, typer.Option("--to", help="The stage to promote it to, e.g. staging.")],
+    config: ConfigOpt = None,
+    output: OutputOpt = None,
+    advisories: AdvisoriesOpt = None,
+) -> None:
+    """Run a stage for VERSION once the stage it requires has passed for VERSION.
+
+    Refused at once (exit 1, nothing runs) when the history has no such PASS. A stage with
+    approval or hooks runs as a rollout and needs a Prefect server (PREFECT_API_URL) on
+    which someone can approve it.
+    """
+    from neuroerp_ci.promotion import check_promotion
+    from neuroerp_ci.rollout import is_rollout_stage
+
+    pipeline = load_pipeline(resolve_config_path(config))
+    stage = pipeline.stage(to)
+    with _open_history(pipeline) as store:
+        decision = check_promotion(pipeline, to, version, store)
+    if not decision.allowed:
+        out.print(f"FAIL {to}: refused: {decision.reason}", markup=False, soft_wrap=True)
+        raise typer.Exit(ExitCode.GATE_FAILED)
+    out.print(f"Promoting {version} to {to}: {decision.reason}", markup=False, soft_wrap=True)
+    if is_rollout_stage(stage):
+        raise typer.Exit(_run_rollout(pipeline, to, output, version, advisories))
+    raise typer.Exit(_run_stage(pipeline, to, output, version, advisories))
+
+
+def _run_rollout(
+    pipeline: Pipeline, stage: str, output: Path | None, version: str, advisories: Path | None
+) -> int:
+    from prefect.settings import get_current_settings
+
+    from neuroerp_ci.orchestration import rollout
+    from neuroerp_ci.reports.writer import default_output_dir, new_run_id
+
+    waits = pipeline.stage(stage).approval is not None
+    if waits and not get_current_settings().api.url:
+        raise UsageError(
+            f"stage {stage} waits for an approval in the Prefect UI: set PREFECT_API_URL to "
+            f"your Prefect server, or run its deployment: prefect deployment run "
+            f"'rollout/{stage}' --param version={version} --watch"
+        )
+    run_id = new_run_id()
+    out_dir = (output or default_output_dir(pipeline.project_dir, run_id)).resolve()
+    note = " (approve it in the Prefect UI: the run waits, paused)" if waits else ""
+    out.print(f"Rolling {version} out to {stage}{note}", markup=False)
+    state = rollout(
+        version=version,
+        config=str(pipeline.path),
+        stage=stage,
+        output_dir=str(out_dir),
+        advisories=str(advisories) if advisories else None,
+        run_id=run_id,
+        return_state=True,
+    )
+    out.print(state.message or state.name, markup=False, soft_wrap=True)
+    out.print(f"Reports: {out_dir}", soft_wrap=True)
+    return ExitCode.OK if state.is_completed() else ExitCode.GATE_FAILED
+
+
+# Typer >= 0.2x vendors click (typer._click) and raises its own classes; older Typer raises
+# click's. Both kinds are caught so a bad command line is always one line and exit 2.
+_EXITS = (typer.Exit, click.exceptions.Exit)
+_ABORTS = (typer.Abort, click.exceptions.Abort)
+_COMMAND_LINE_ERRORS = (
+    getattr(typer, "TyperException", click.ClickException),
+    click.ClickException,
+)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: map every error to one line and a distinct exit code."""
     command = typer.main.get_command(app)
@@ -399,16 +472,13 @@ def main(argv: list[str] | None = None) -> None:
             prog_name="neuroerp-ci",
             standalone_mode=False,
         )
-    except click.exceptions.Exit as exc:
+    except _EXITS as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
+    except _ABORTS:
         err.print("neuroerp-ci: aborted")
         code = 130
-    except click.UsageError as exc:
+    except _COMMAND_LINE_ERRORS as exc:
         err.print(f"neuroerp-ci: usage error: {exc.format_message()}", markup=False)
-        code = ExitCode.BAD_INPUT
-    except click.ClickException as exc:
-        err.print(f"neuroerp-ci: error: {exc.format_message()}", markup=False)
         code = ExitCode.BAD_INPUT
     except (ConfigError, UsageError) as exc:
         err.print(f"neuroerp-ci: error: {exc}", markup=False, soft_wrap=True)

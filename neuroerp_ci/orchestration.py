@@ -1,35 +1,85 @@
 """The Prefect adapter: the one module that imports Prefect.
 
-Each check is a Prefect task (submitted in dependency order to a bounded thread pool, so
-checks run concurrently where the DAG allows); the stage is the ``stage-gate`` flow. The flow
-writes a Markdown and a table artifact under stable keys, then ends Completed (PASS),
-Completed named ``CompletedWithWarnings`` (WARN) or Failed (FAIL) with the verdict summary as
-its message, so ``prefect deployment run ... --watch`` exits non-zero on FAIL.
+Three flows:
+
+- ``stage-gate``: one stage's quality gate. Each check is a Prefect task (submitted in
+  dependency order to a bounded thread pool, so checks run concurrently where the DAG
+  allows). Before any check runs the stage's promotion rule is checked against the run
+  history (``requires``: refused with a FAIL report); the run is recorded in the history.
+- ``rollout``: a production rollout (:mod:`neuroerp_ci.rollout`): the flow run pauses for a
+  typed :class:`ApprovalInput` (a form in the Prefect UI, or ``resume_flow_run`` through the
+  API), then runs the hooks as tasks and the stage's checks as validation, rolling back on any
+  FAIL.
+- ``release``: development → staging → production as subflows, stopping at the first FAIL.
+
+Every flow writes its artifacts under stable keys, notifies (:mod:`neuroerp_ci.notify`), then
+ends Completed (PASS), Completed named ``CompletedWithWarnings`` (WARN) or Failed (FAIL) with
+the verdict summary as its message, so ``prefect deployment run ... --watch`` exits non-zero
+on FAIL.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
+import httpx
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
 from prefect.futures import PrefectFuture
+from prefect.input import RunInput
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import Field
 
 from neuroerp_ci.checks import Check
-from neuroerp_ci.config import load_pipeline
+from neuroerp_ci.config import Pipeline, load_pipeline
 from neuroerp_ci.errors import NeuroErpCiError
 from neuroerp_ci.model import CheckResult, StageReport, Verdict
+from neuroerp_ci.notify import notify_outcome
+from neuroerp_ci.placeholders import expand
+from neuroerp_ci.promotion import PromotionDecision, check_promotion, refusal_report
 from neuroerp_ci.reports.markdown import markdown_summary, outcome_rows
-from neuroerp_ci.runner import CheckJob, NullObserver, RunObserver, RunOptions, run_stage
+from neuroerp_ci.reports.writer import default_output_dir, new_run_id, write_reports
+from neuroerp_ci.rollout import (
+    Approval,
+    ApprovalRequest,
+    Approver,
+    HookContext,
+    HookRunner,
+    RolloutReport,
+    StepResult,
+    compare_canary,
+    is_rollout_stage,
+    render_rollout_json,
+    render_rollout_markdown,
+    rollout_stage_report,
+    run_rollout,
+)
+from neuroerp_ci.runner import (
+    CheckJob,
+    NullObserver,
+    RunObserver,
+    RunOptions,
+    StageOutcome,
+    run_stage,
+)
+from neuroerp_ci.stage_rules import HookSpec
+from neuroerp_ci.store import HistoryStore, open_store, store_url
 
 MAX_CONCURRENT_CHECKS = 8
+APPROVAL_POLL_S = 5
+DEFAULT_RELEASE = ("development", "staging", "production")
 _observer: RunObserver = NullObserver()
 
 
@@ -63,6 +113,9 @@ class PrefectExecutor:
         return handle.result()
 
 
+# --- stage-gate ------------------------------------------------------------------------------
+
+
 @flow(
     name="stage-gate",
     flow_run_name="{stage}-{version}",
@@ -77,21 +130,72 @@ def stage_gate(
     advisories: str | None = None,
     run_id: str | None = None,
 ) -> State[Any]:
-    """Run one stage's quality gate and end in a state that carries its verdict."""
+    """Run one stage's quality gate and end in a state that carries its verdict.
+
+    Args:
+        stage: The stage of the pipeline file to run (development, staging, ...).
+        config: Path of the pipeline file (relative to the worker's working directory).
+        version: The version under test (a git SHA): promotion rules and history use it.
+        output_dir: Where the reports go (default: .neuroerp-ci/runs/<run id> in the project).
+        advisories: Offline OSV advisory mirror for pip-audit checks.
+        run_id: Run id for the reports and history (default: a new one).
+    """
     try:
         pipeline = load_pipeline(config)
-        options = RunOptions(
-            stage=stage,
-            version=version,
-            output_dir=Path(output_dir) if output_dir else None,
-            run_id=run_id or "",
-            advisories=Path(advisories) if advisories else None,
-        )
-        outcome = run_stage(pipeline, options, PrefectExecutor(), _observer)
+        options = _options(pipeline, stage, version, output_dir, advisories, run_id)
+        with _history(pipeline) as store:
+            decision = check_promotion(pipeline, stage, version, store)
+            if decision.allowed:
+                outcome = run_stage(pipeline, options, PrefectExecutor(), _observer, store=store)
+            else:
+                outcome = _refuse(pipeline, options, decision, store)
     except NeuroErpCiError as exc:
         return Failed(message=f"{stage}: FAIL — {exc}")
     publish_artifacts(outcome.report)
+    _notify(pipeline, outcome.report)
     return final_state(outcome.report, str(outcome.output_dir))
+
+
+def _options(
+    pipeline: Pipeline,
+    stage: str,
+    version: str,
+    output_dir: str | None,
+    advisories: str | None,
+    run_id: str | None,
+) -> RunOptions:
+    pipeline.stage(stage)  # an unknown stage fails here, before anything starts
+    the_id = run_id or new_run_id()
+    return RunOptions(
+        stage=stage,
+        version=version,
+        output_dir=(
+            Path(output_dir) if output_dir else default_output_dir(pipeline.project_dir, the_id)
+        ),
+        run_id=the_id,
+        advisories=Path(advisories) if advisories else None,
+    )
+
+
+@contextmanager
+def _history(pipeline: Pipeline) -> Iterator[HistoryStore]:
+    """The pipeline's history store (default: SQLite in the project), open for one run."""
+    with open_store(store_url(pipeline.store_url, pipeline.project_dir)) as store:
+        yield store
+
+
+def _refuse(
+    pipeline: Pipeline,
+    options: RunOptions,
+    decision: PromotionDecision,
+    store: HistoryStore,
+) -> StageOutcome:
+    """A refused stage: a FAIL report with the reason, written and recorded; nothing ran."""
+    report = refusal_report(decision, pipeline.target.name, options.run_id)
+    out_dir = options.output_dir or default_output_dir(pipeline.project_dir, options.run_id)
+    files = write_reports(report, out_dir)
+    store.finish_run(report)
+    return StageOutcome(report, out_dir, files)
 
 
 def publish_artifacts(report: StageReport) -> None:
@@ -106,8 +210,9 @@ def publish_artifacts(report: StageReport) -> None:
     )
 
 
-def final_state(report: StageReport, report_dir: str) -> State[Any]:
-    message = report.summary
+def final_state(report: StageReport, report_dir: str, message: str | None = None) -> State[Any]:
+    """Completed, Completed("CompletedWithWarnings") or Failed, with the summary as message."""
+    message = message or report.summary
     if report.verdict is Verdict.FAIL:
         return Failed(message=message, data=report_dir)
     if report.verdict is Verdict.WARN:
@@ -118,3 +223,250 @@ def final_state(report: StageReport, report_dir: str) -> State[Any]:
 def artifact_key(text: str) -> str:
     """Prefect artifact keys: lowercase letters, digits and dashes only."""
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+
+
+def _notify(pipeline: Pipeline, report: StageReport, rollout: RolloutReport | None = None) -> None:
+    """Metrics file / Pushgateway / webhook as configured; problems are logged, not raised."""
+    logger = get_run_logger()
+    for note in notify_outcome(pipeline, report, rollout=rollout, load_secret=_load_secret):
+        (logger.info if note.ok else logger.warning)("%s", note.text)
+
+
+def _load_secret(name: str) -> str:
+    from prefect.blocks.system import Secret
+
+    value = Secret.load(name).get()  # type: ignore[union-attr]
+    return value if isinstance(value, str) else str(value)
+
+
+# --- rollout ---------------------------------------------------------------------------------
+
+
+class ApprovalInput(RunInput):
+    """The approval form of a paused rollout (rendered by the Prefect UI)."""
+
+    approve: bool = Field(default=False, description="Tick to deploy; leave unticked to reject.")
+    approver: str = Field(min_length=1, max_length=100, description="Who decides.")
+    comment: str = Field(default="", max_length=2000, description="Why (kept with the run).")
+
+
+def prefect_approval(poll_interval_s: int = APPROVAL_POLL_S) -> Approver:
+    """Ask through Prefect: pause the current flow run until the form is submitted."""
+
+    def approve(request: ApprovalRequest) -> Approval:
+        form = ApprovalInput.with_initial_data(description=request.description, approve=False)
+        try:
+            answer = pause_flow_run(
+                wait_for_input=form,
+                timeout=request.timeout_s,
+                poll_interval=poll_interval_s,
+                key="approval",
+            )
+        except FlowPauseTimeout:
+            return Approval(False, timed_out=True)
+        return Approval(answer.approve, answer.approver, answer.comment)
+
+    return approve
+
+
+@task(name="hook", task_run_name="{name}", cache_policy=NO_CACHE, persist_result=False)
+def run_hook(name: str, runner: HookRunner, spec: HookSpec) -> StepResult:
+    return runner.run(name, spec)
+
+
+class TaskHooks:
+    """Each hook call is a Prefect task (visible in the UI); retries stay in the runner."""
+
+    def __init__(self, runner: HookRunner) -> None:
+        self._runner = runner
+
+    def run(self, name: str, spec: HookSpec) -> StepResult:
+        result: StepResult = run_hook(name, self._runner, spec)
+        return result
+
+
+@flow(
+    name="rollout",
+    flow_run_name="{stage}-{version}",
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENT_CHECKS),  # type: ignore[arg-type]
+    validate_parameters=True,
+)
+def rollout(
+    version: str,
+    config: str = "neuroerp-ci.toml",
+    stage: str = "production",
+    output_dir: str | None = None,
+    advisories: str | None = None,
+    run_id: str | None = None,
+    approval_poll_s: int = APPROVAL_POLL_S,
+) -> State[Any]:
+    """Roll a version out: approval, backup, deploy, validation, rollback on any FAIL.
+
+    Args:
+        version: The version to deploy (a git SHA); it must have passed the required stage.
+        config: Path of the pipeline file (relative to the worker's working directory).
+        stage: The stage with approval and hooks in the pipeline file.
+        output_dir: Where the reports go (default: .neuroerp-ci/runs/<run id> in the project).
+        advisories: Offline OSV advisory mirror for pip-audit checks.
+        run_id: Run id for the reports and history (default: a new one).
+        approval_poll_s: How often the paused run looks for the approval form's answer.
+    """
+    try:
+        pipeline = load_pipeline(config)
+        options = _options(pipeline, stage, version, output_dir, advisories, run_id)
+        with _history(pipeline) as store:
+            decision = check_promotion(pipeline, stage, version, store)
+            if not decision.allowed:
+                refused = _refuse(pipeline, options, decision, store)
+                publish_artifacts(refused.report)
+                _notify(pipeline, refused.report)
+                return final_state(refused.report, str(refused.output_dir))
+            report, stage_report = _roll_out(pipeline, options, store, approval_poll_s)
+    except NeuroErpCiError as exc:
+        return Failed(message=f"{stage}: FAIL — {exc}")
+    publish_rollout_artifacts(report)
+    _notify(pipeline, stage_report, report)
+    if report.verdict is Verdict.FAIL:
+        # Also in the run's log: after an expired pause Prefect replaces the final state's
+        # message with its own ("The flow was paused and never resumed.").
+        get_run_logger().error("%s", report.summary)
+    # The rollout's verdict decides (a PASS validation can still end in a failed switch).
+    state_report = replace(stage_report, verdict=report.verdict)
+    return final_state(state_report, str(options.output_dir), message=report.summary)
+
+
+def _roll_out(
+    pipeline: Pipeline, options: RunOptions, store: HistoryStore, poll_s: int
+) -> tuple[RolloutReport, StageReport]:
+    out_dir = options.output_dir or default_output_dir(pipeline.project_dir, options.run_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    ctx = HookContext(
+        project_dir=pipeline.project_dir,
+        python=_python(pipeline),
+        stage=options.stage,
+        version=options.version,
+        run_id=options.run_id,
+        log_dir=out_dir / "hooks",
+        env=env,
+        allowed_hosts=tuple(pipeline.target.allowed_hosts),
+    )
+    with httpx.Client() as client:
+
+        def validate() -> StageReport:
+            return run_stage(pipeline, options, PrefectExecutor(), _observer, store=store).report
+
+        report = run_rollout(
+            pipeline,
+            options.stage,
+            options.version,
+            options.run_id,
+            approve=prefect_approval(poll_s),
+            validate=validate,
+            hooks=TaskHooks(HookRunner(ctx, client)),
+            canary=lambda spec: compare_canary(spec, client, pipeline.target.allowed_hosts),
+        )
+    stage_report = report.validation
+    if stage_report is None:  # stopped before validation: record why, as a FAIL run
+        stage_report = rollout_stage_report(report)
+        write_reports(stage_report, out_dir)
+        store.finish_run(stage_report)
+    (out_dir / "rollout.json").write_text(render_rollout_json(report), encoding="utf-8")
+    (out_dir / "rollout.md").write_text(render_rollout_markdown(report), encoding="utf-8")
+    return report, stage_report
+
+
+def _python(pipeline: Pipeline) -> str:
+    return expand(pipeline.target.python, {"python": sys.executable})
+
+
+def publish_rollout_artifacts(report: RolloutReport) -> None:
+    key = artifact_key(f"neuroerp-ci-{report.stage}-rollout")
+    create_markdown_artifact(
+        key=key, markdown=render_rollout_markdown(report), description=report.summary
+    )
+    if report.validation is not None:
+        publish_artifacts(report.validation)
+
+
+# --- release ---------------------------------------------------------------------------------
+
+
+def release_chain(pipeline: Pipeline, stages: Sequence[str] | None = None) -> list[str]:
+    """The stages a release runs, in order.
+
+    Given ``stages``: those (each must exist). Otherwise the longest ``requires`` chain in
+    the pipeline file, e.g. development → staging → production.
+    """
+    if stages:
+        for name in stages:
+            pipeline.stage(name)
+        return list(stages)
+    best: list[str] = []
+    for name in pipeline.stages:
+        chain = [name]
+        while (before := pipeline.stages[chain[0]].requires) is not None and before not in chain:
+            chain.insert(0, before)
+        if len(chain) > len(best):
+            best = chain
+    return best
+
+
+@flow(name="release", flow_run_name="release-{version}", validate_parameters=True)
+def release(
+    version: str,
+    config: str = "neuroerp-ci.toml",
+    stages: list[str] | None = None,
+    output_dir: str | None = None,
+    advisories: str | None = None,
+    approval_poll_s: int = APPROVAL_POLL_S,
+) -> State[Any]:
+    """Run the release chain for one version as subflows; stop at the first FAIL.
+
+    Args:
+        version: The version to release (a git SHA).
+        config: Path of the pipeline file (relative to the worker's working directory).
+        stages: The stages in order (default: the pipeline's requires chain, e.g.
+            development, staging, production).
+        output_dir: A folder for the reports; each stage writes into a subfolder.
+        advisories: Offline OSV advisory mirror for pip-audit checks.
+        approval_poll_s: How often a paused rollout looks for the approval form's answer.
+    """
+    try:
+        pipeline = load_pipeline(config)
+        chain = release_chain(pipeline, stages)
+    except NeuroErpCiError as exc:
+        return Failed(message=f"release {version}: FAIL — {exc}")
+    if not chain:
+        return Failed(message=f"release {version}: FAIL — no stages to run")
+    done: list[str] = []
+    for name in chain:
+        sub_dir = str(Path(output_dir) / name) if output_dir else None
+        state: State[Any]
+        if is_rollout_stage(pipeline.stage(name)):
+            state = rollout(
+                version=version,
+                config=config,
+                stage=name,
+                output_dir=sub_dir,
+                advisories=advisories,
+                approval_poll_s=approval_poll_s,
+                return_state=True,
+            )
+        else:
+            state = stage_gate(
+                stage=name,
+                config=config,
+                version=version,
+                output_dir=sub_dir,
+                advisories=advisories,
+                return_state=True,
+            )
+        if not state.is_completed():
+            return Failed(message=f"release {version}: FAIL at {name} — {state.message}")
+        done.append(f"{name} {'WARN' if state.name == 'CompletedWithWarnings' else 'PASS'}")
+    warned = any(d.endswith("WARN") for d in done)
+    text = f"release {version}: {'WARN' if warned else 'PASS'} — " + ", ".join(done)
+    if warned:
+        return Completed(name="CompletedWithWarnings", message=text)
+    return Completed(message=text)

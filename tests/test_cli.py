@@ -152,6 +152,24 @@ def test_bad_file_in_a_subprocess_prints_no_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in done.stdout + done.stderr
 
 
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["plan"], "Missing argument 'stage'"),
+        (["run", "dev", "--bogus"], "No such option: --bogus"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["run", "dev", "--output"], "--output"),
+    ],
+)
+def test_a_bad_command_line_is_one_line_and_exit_2(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = cli(argv, capsys)
+    assert code == 2
+    assert err.splitlines() == [err.strip()] and err.startswith("neuroerp-ci: usage error: ")
+    assert needle in err and "Traceback" not in out + err
+
+
 def test_validate_the_demo(demo_pipeline: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = cli(["validate", "--config", str(demo_pipeline)], capsys)
     assert (code, err) == (0, "")

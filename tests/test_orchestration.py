@@ -86,7 +86,10 @@ def test_warn_completes_with_warnings(harness: None, tmp_path: Path) -> None:
 def test_fail_ends_the_flow_failed_with_the_verdict(harness: None, tmp_path: Path) -> None:
     state = gate(tmp_path, 12)
     assert state.is_failed()
-    assert state.message == "dev: FAIL — 1 of 2 conditions failed: quick: value 12 > 10"
+    assert state.message == (
+        "dev: FAIL — 1 of 2 conditions failed: quick: value 12 > 10"
+        """ (python -c print('{"value": 12}') exited 0; value=12)"""
+    )
     assert (tmp_path / "out" / "junit.xml").is_file()
 
 
