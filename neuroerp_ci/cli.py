@@ -410,7 +410,9 @@ def promote(
     pipeline = load_pipeline(resolve_config_path(config))
     stage = pipeline.stage(to)
     with _open_history(pipeline) as store:
-        decision = check_promotion(pipeline, to, version, store)
+        decision = check_promotion(
+            pipeline, to, version, store, as_rollout=is_rollout_stage(stage)
+        )
     if not decision.allowed:
         out.print(f"FAIL {to}: refused: {decision.reason}", markup=False, soft_wrap=True)
         raise typer.Exit(ExitCode.GATE_FAILED)

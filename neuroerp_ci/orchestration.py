@@ -214,7 +214,9 @@ def final_state(report: StageReport, report_dir: str, message: str | None = None
     """Completed, Completed("CompletedWithWarnings") or Failed, with the summary as message."""
     message = message or report.summary
     if report.verdict is Verdict.FAIL:
-        return Failed(message=message, data=report_dir)
+        # No data: Prefect raises FailedRun(data or message), and the worker's log should end
+        # with the verdict, not a folder name.
+        return Failed(message=message)
     if report.verdict is Verdict.WARN:
         return Completed(name="CompletedWithWarnings", message=message, data=report_dir)
     return Completed(message=message, data=report_dir)
@@ -315,7 +317,7 @@ def rollout(
         pipeline = load_pipeline(config)
         options = _options(pipeline, stage, version, output_dir, advisories, run_id)
         with _history(pipeline) as store:
-            decision = check_promotion(pipeline, stage, version, store)
+            decision = check_promotion(pipeline, stage, version, store, as_rollout=True)
             if not decision.allowed:
                 refused = _refuse(pipeline, options, decision, store)
                 publish_artifacts(refused.report)

@@ -21,6 +21,7 @@ from typing import Protocol
 
 from neuroerp_ci.config import Pipeline
 from neuroerp_ci.model import Outcome, OutcomeStatus, Severity, StageReport, Verdict
+from neuroerp_ci.rollout import is_rollout_stage
 from neuroerp_ci.store.records import RunRecord
 from neuroerp_ci.versioning import UNVERSIONED
 
@@ -43,21 +44,39 @@ class PromotionDecision:
     allowed: bool
     reason: str
     evidence_run: str | None = None  # the passing run of the required stage
+    rule: str | None = None  # the condition refused, when it is not ``requires``
 
     @property
     def condition(self) -> str:
-        return f"requires {self.required} passed for {self.version}"
+        return self.rule or f"requires {self.required} passed for {self.version}"
 
 
 def check_promotion(
-    pipeline: Pipeline, stage: str, version: str, history: PassedLookup | None
+    pipeline: Pipeline,
+    stage: str,
+    version: str,
+    history: PassedLookup | None,
+    *,
+    as_rollout: bool = False,
 ) -> PromotionDecision:
     """Decide whether ``stage`` may run for ``version`` (raises ConfigError for no such stage).
 
     Fail closed: a stage with ``requires`` is refused without a version, or without a
-    history to look in.
+    history to look in; a stage with approval, hooks or a canary is refused unless it runs
+    as a rollout (``as_rollout``), so a plain gate can never record it passed unapproved.
     """
-    required = pipeline.stage(stage).requires
+    spec = pipeline.stage(stage)
+    if is_rollout_stage(spec) and not as_rollout:
+        return PromotionDecision(
+            stage,
+            version,
+            spec.requires,
+            False,
+            f"{stage} has approval, hooks or a canary and runs only as a rollout: "
+            f"`neuroerp-ci promote {version} --to {stage}` or the 'rollout/{stage}' deployment",
+            rule="runs only as a rollout",
+        )
+    required = spec.requires
     if required is None:
         return PromotionDecision(stage, version, None, True, f"{stage} has no promotion rule")
     target = pipeline.target.name

@@ -2,8 +2,8 @@
 
 These are parts of the pipeline file (see :mod:`neuroerp_ci.config`) kept in their own module
 so the rollout and notification code can read them without importing the loader. Only the
-``rollout`` flow honours ``approval``, ``hooks`` and ``canary``; ``stage-gate`` runs a stage's
-checks alone.
+``rollout`` flow runs a stage with ``approval``, ``hooks`` or ``canary``; ``stage-gate``
+refuses it, so nothing skips the approval.
 
 Example::
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect.states import get_state_exception
 
 from neuroerp_ci.orchestration import artifact_key, stage_gate
 
@@ -90,6 +91,8 @@ def test_fail_ends_the_flow_failed_with_the_verdict(harness: None, tmp_path: Pat
         "dev: FAIL — 1 of 2 conditions failed: quick: value 12 > 10"
         """ (python -c print('{"value": 12}') exited 0; value=12)"""
     )
+    # What a worker's log ends with: Prefect raises this exception for the Failed state.
+    assert str(get_state_exception(state)) == state.message
     assert (tmp_path / "out" / "junit.xml").is_file()
 
 

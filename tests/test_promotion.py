@@ -48,10 +48,25 @@ WRITE = (
 )
 
 
-def write_pipeline(directory: Path, dev_exit: int = 0) -> Path:
+# A rollout stage: its check would write prod.marker, after an approval.
+PRODUCTION = """
+[[checks]]
+id = "prod-marker"
+kind = "command"
+settings = { argv = ["{python}", "-c", "open('prod.marker', 'w').write('ran')"] }
+
+[stages.production]
+requires = "staging"
+approval = { timeout_s = 5 }
+checks = ["prod-marker"]
+"""
+
+
+def write_pipeline(directory: Path, dev_exit: int = 0, production: bool = False) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "neuroerp-ci.toml"
-    path.write_text(PIPELINE.format(write=WRITE, dev_exit=dev_exit), encoding="utf-8")
+    text = PIPELINE.format(write=WRITE, dev_exit=dev_exit) + (PRODUCTION if production else "")
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -111,6 +126,20 @@ def test_no_history_fails_closed(tmp_path: Path) -> None:
     pipeline = load_pipeline(write_pipeline(tmp_path))
     decision = check_promotion(pipeline, "staging", "abc", None)
     assert not decision.allowed and "no run history" in decision.reason
+
+
+def test_a_rollout_stage_is_refused_as_a_plain_gate_even_with_its_evidence(
+    tmp_path: Path,
+) -> None:
+    pipeline = load_pipeline(write_pipeline(tmp_path, production=True))
+    history = FakeHistory({("staging", "tiny", "abc"): "run-3"})
+    plain = check_promotion(pipeline, "production", "abc", history)
+    assert not plain.allowed and history.asked == []
+    assert plain.reason.startswith("production has approval, hooks or a canary and runs only")
+    assert "neuroerp-ci promote abc --to production" in plain.reason
+    assert refusal_report(plain, "tiny", "r").outcomes[0].condition == "runs only as a rollout"
+    rollout = check_promotion(pipeline, "production", "abc", history, as_rollout=True)
+    assert rollout.allowed and rollout.evidence_run == "run-3"
 
 
 def test_the_refusal_report_is_a_fail_with_one_outcome_and_no_checks(tmp_path: Path) -> None:
@@ -197,6 +226,22 @@ def test_cli_run_staging_without_development_pass_is_refused_before_any_check(
     with open_store(f"sqlite:///{project / '.neuroerp-ci' / 'history.sqlite3'}") as store:
         (record,) = store.runs(stage="staging")
     assert record.verdict is Verdict.FAIL and "refused" in record.summary
+
+
+@pytest.mark.integration
+def test_cli_run_of_a_rollout_stage_is_refused_so_it_cannot_skip_its_approval(
+    tmp_path: Path, home: Path
+) -> None:
+    project = tmp_path / "project"
+    write_pipeline(project, production=True)
+    with open_store(f"sqlite:///{project / '.neuroerp-ci' / 'history.sqlite3'}") as store:
+        store.finish_run(_report("staged", "staging", "v9", Verdict.PASS))
+    done = cli(["run", "production", "--version", "v9"], project, home)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "refused: production has approval, hooks or a canary" in " ".join(done.stdout.split())
+    assert not (project / "prod.marker").exists()  # no validation check ran, nothing passed
+    with open_store(f"sqlite:///{project / '.neuroerp-ci' / 'history.sqlite3'}") as store:
+        assert store.passed("production", "tiny", "v9") is None
 
 
 @pytest.mark.integration
