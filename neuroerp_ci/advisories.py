@@ -1,18 +1,30 @@
-"""An offline advisory mirror: OSV records on disk, and a local OSV endpoint for pip-audit.
+"""Offline advisory mirrors: OSV records on disk, and a local OSV endpoint for pip-audit.
 
-The mirror is a checkout of the PyPA advisory database (``vulns/<package>/PYSEC-*.yaml``,
-OSV schema 1.x). :class:`AdvisoryMirror` answers "which advisories affect this package at this
-version", and :func:`serve_osv` puts it behind the one OSV call pip-audit makes
-(``POST /v1/query``), so ``pip-audit -s osv --osv-url <url>/v1/query`` audits offline.
+A mirror folder is either a checkout of the PyPA advisory database (``vulns/<package>/*.yaml``)
+or any tree of OSV records (``*.json`` / ``*.yaml``), such as the PyPI advisories of GitHub's
+advisory database. :class:`AdvisoryMirror` merges one or more folders and answers "which
+advisories affect this package at this version"; :func:`serve_osv` puts it behind the one OSV
+call pip-audit makes (``POST /v1/query``), so ``pip-audit -s osv --osv-url <url>/v1/query``
+audits offline.
 
 Decisions, on purpose:
 
-- Lookup is by directory: the PyPA layout keeps every advisory in its package's folder.
-  Folders and queried names are compared after PEP 503 normalisation (``PyYAML`` = ``pyyaml``).
-  Files are parsed on the first query for their package and cached.
+- PyPA layout: lookup is by directory (the database keeps every advisory in its package's
+  folder), parsed on the first query for that package. Any other tree is indexed once, on the
+  first query, by each record's ``affected[].package.name`` (ecosystem PyPI only; a file
+  that does not mention PyPI is not parsed). Names are compared after PEP 503 normalisation.
+- Several folders are merged by advisory id: the same id in two folders is the record with
+  the newer ``modified``. pip-audit itself folds records that are aliases of each other
+  (a PYSEC id and its GHSA id) into one result.
+- A folder with a ``PACKAGES.txt`` is a *subset*: it knows only the packages listed there.
+  A package that no folder of the mirror covers is a :class:`~neuroerp_ci.errors.ToolError`,
+  never "no advisories".
 - A file that cannot be read or parsed, or is not an OSV record, raises
-  :class:`~neuroerp_ci.errors.ToolError` when its package is queried: a broken advisory could
-  hide a vulnerability, so the audit of that package fails closed instead of passing.
+  :class:`~neuroerp_ci.errors.ToolError` when its package is queried (any query, for a tree:
+  it could belong to any package): a broken advisory could hide a vulnerability.
+- Each folder's date (:meth:`MirrorFolder.snapshot_date`) is the newest of: its git HEAD
+  commit (a checkout), the first ``YYYY-MM-DD`` in ``SNAPSHOT.txt``, and the newest
+  ``modified`` of its records; a date after today is not believed. No date at all is None.
 - Only ``ECOSYSTEM`` ranges are evaluated (``GIT`` ranges name commits, not releases), with the
   OSV algorithm: events sorted by version, ``introduced`` (``"0"`` = since the beginning)
   opens, ``fixed`` closes at that version, ``last_affected`` closes after it; ``limit`` is
@@ -22,21 +34,26 @@ Decisions, on purpose:
 
 Example::
 
-    mirror = AdvisoryMirror(Path("/srv/advisory-database"))
+    mirror = AdvisoryMirror(Path("/srv/advisory-database"), Path("/srv/ghsa-pypi"))
     [r["id"] for r in mirror.query("urllib3", "1.26.4")]   # ['PYSEC-2021-108', ...]
+    mirror.folders[0].snapshot_date()                      # SnapshotDate(2024-10-10, ...)
     with serve_osv(mirror) as url:
         ...  # pip-audit -s osv --osv-url f"{url}/v1/query"
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
+import os
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -47,11 +64,19 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from neuroerp_ci.errors import ToolError
+from neuroerp_ci.tooling import find_tool, run_tool
 
 Record = dict[str, Any]
 
 ECOSYSTEM = "PyPI"
 MAX_BODY_BYTES = 64 * 1024  # an OSV query is a few hundred bytes
+SNAPSHOT_FILE = "SNAPSHOT.txt"  # first line: what the data is; its first YYYY-MM-DD: its date
+PACKAGES_FILE = "PACKAGES.txt"  # a subset: the only packages it knows, one per line
+GIT_TIMEOUT_S = 10.0
+_RECORD_SUFFIXES = (".yaml", ".json")
+_ISO_DAY = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})")
+# A record's top-level ``modified`` (YAML at the start of a line, or a JSON key).
+_MODIFIED = re.compile(rb'(?:^modified|"modified")\s*:\s*["\']?(\d{4})-(\d{2})-(\d{2})', re.M)
 
 
 # libyaml's parser when built in (about 10x faster); the resolver below stays Python's.
@@ -72,51 +97,198 @@ _StringLoader.yaml_implicit_resolvers = {
 }
 
 
-class AdvisoryMirror:
-    """OSV advisories from a local directory, indexed lazily per package.
+@dataclass(frozen=True)
+class SnapshotDate:
+    """How old a folder's data is: the day, and what said so."""
 
-    Raises :class:`~neuroerp_ci.errors.ToolError` if ``root`` has no ``vulns/`` folder with at
-    least one ``*.yaml`` advisory. Safe to query from several threads.
+    day: date
+    source: str  # "git HEAD commit", "SNAPSHOT.txt" or "newest record modified"
+
+    def age_days(self, today: date | None = None) -> int:
+        """Whole days from the snapshot to ``today`` (default: today in UTC), at least 0."""
+        return max(0, ((today or _today()) - self.day).days)
+
+
+class MirrorFolder:
+    """One folder of OSV records (PyPA layout or any tree), indexed lazily.
+
+    Raises :class:`~neuroerp_ci.errors.ToolError` if ``root`` holds no advisory at all.
+    Safe to query from several threads.
     """
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).resolve()
         vulns = self.root / "vulns"
-        if not vulns.is_dir():
-            raise ToolError(f"advisory mirror {self.root}: no vulns/ folder (not an OSV mirror)")
-        if next(vulns.glob("*/*.yaml"), None) is None:
-            raise ToolError(f"advisory mirror {self.root}: vulns/ holds no */*.yaml advisories")
-        self._vulns = vulns
+        self.pypa_layout = vulns.is_dir()
+        if self.pypa_layout:
+            if not any(next(vulns.glob(f"*/*{s}"), None) for s in _RECORD_SUFFIXES):
+                raise ToolError(f"advisory mirror {self.root}: vulns/ holds no */*.yaml advisories")
+        elif not self.root.is_dir() or next(iter(self._tree_files()), None) is None:
+            raise ToolError(
+                f"advisory mirror {self.root}: no vulns/ folder and no OSV records "
+                f"(*.json, *.yaml) below it (not an OSV mirror)"
+            )
         self._lock = threading.Lock()
         self._folders: dict[str, list[Path]] | None = None
+        self._tree: dict[str, list[Record]] | None = None
         self._records: dict[str, list[Record]] = {}
-        # Every read error raised so far, so a caller whose tool only saw an HTTP 500 can say why.
-        self.errors: list[str] = []
+        self._dates: list[SnapshotDate] | None = None
+        self.packages = _covered_packages(self.root)
 
     @property
     def snapshot(self) -> str:
         """What data this is: the first line of ``SNAPSHOT.txt`` if present, else the path."""
-        marker = self.root / "SNAPSHOT.txt"
-        try:
-            first = marker.read_text(encoding="utf-8").strip().splitlines()[0]
-        except (OSError, UnicodeDecodeError, IndexError):
+        first = _first_line(self.root / SNAPSHOT_FILE)
+        if first is None:
             return str(self.root)
         return first if len(first) <= 160 else first[:157] + "..."
+
+    @property
+    def subset(self) -> bool:
+        """Whether it knows only some packages (``PACKAGES.txt``)."""
+        return self.packages is not None
+
+    def covers(self, name: str) -> bool:
+        return self.packages is None or canonicalize_name(name) in self.packages
+
+    def snapshot_date(self, today: date | None = None) -> SnapshotDate | None:
+        """The newest believable date of this data (module docstring), or None."""
+        day = today or _today()
+        with self._lock:
+            if self._dates is None:
+                claimed = [d for d in (_git_date(self.root), self._file_date()) if d]
+                self._dates = claimed + [
+                    SnapshotDate(d, "newest record modified") for d in self._modified_days()
+                ]
+        believable = [d for d in self._dates if d.day <= day]
+        # max() keeps the first of equal days: git, then SNAPSHOT.txt, then the records.
+        return max(believable, key=lambda d: d.day, default=None)
 
     def records(self, name: str) -> list[Record]:
         """Every advisory filed for package ``name`` (withdrawn ones included)."""
         key = canonicalize_name(name)
         with self._lock:
             if key not in self._records:
-                folders = self._index().get(key, [])
-                try:
+                if self.pypa_layout:
+                    folders = self._index().get(key, [])
                     self._records[key] = [
-                        _load(p) for folder in folders for p in sorted(folder.glob("*.yaml"))
+                        _load(p)
+                        for folder in folders
+                        for p in sorted(folder.iterdir())
+                        if p.suffix in _RECORD_SUFFIXES
                     ]
-                except ToolError as exc:
-                    self.errors.append(str(exc))
-                    raise
+                else:
+                    self._records[key] = self._tree_index().get(key, [])
             return self._records[key]
+
+    def _index(self) -> dict[str, list[Path]]:
+        if self._folders is None:
+            folders: dict[str, list[Path]] = {}
+            for folder in sorted(p for p in (self.root / "vulns").iterdir() if p.is_dir()):
+                folders.setdefault(canonicalize_name(folder.name), []).append(folder)
+            self._folders = folders
+        return self._folders
+
+    def _tree_index(self) -> dict[str, list[Record]]:
+        if self._tree is None:
+            index: dict[str, list[Record]] = {}
+            for path in self._tree_files():
+                try:
+                    raw = path.read_bytes()
+                except OSError as exc:
+                    raise ToolError(f"advisory mirror: cannot read {path}: {exc}") from exc
+                if ECOSYSTEM.encode() not in raw:
+                    continue  # another ecosystem's advisory: never about a PyPI package
+                record = _load(path, raw)
+                names = {
+                    canonicalize_name(str(a.get("package", {}).get("name", "")))
+                    for a in record["affected"]
+                    if isinstance(a.get("package"), dict)
+                    and a["package"].get("ecosystem") == ECOSYSTEM
+                }
+                for package in sorted(names):
+                    index.setdefault(package, []).append(record)
+            self._tree = index
+        return self._tree
+
+    def _tree_files(self) -> list[Path]:
+        """Record files below the root, hidden folders (``.git``) left out, in path order."""
+        found: list[Path] = []
+        for folder, dirs, names in os.walk(self.root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            found += [Path(folder, n) for n in names if n.endswith(_RECORD_SUFFIXES)]
+        return sorted(found)
+
+    def _record_files(self) -> list[Path]:
+        if self.pypa_layout:
+            return sorted(
+                p for s in _RECORD_SUFFIXES for p in (self.root / "vulns").glob(f"*/*{s}")
+            )
+        return self._tree_files()
+
+    def _file_date(self) -> SnapshotDate | None:
+        first = _first_line(self.root / SNAPSHOT_FILE)
+        day = _iso_day(first or "")
+        return SnapshotDate(day, SNAPSHOT_FILE) if day else None
+
+    def _modified_days(self) -> list[date]:
+        """Every distinct ``modified`` day of the records (a regex, not a parse: fast)."""
+        days: set[date] = set()
+        for path in self._record_files():
+            try:
+                match = _MODIFIED.search(path.read_bytes())
+            except OSError:
+                continue  # reported when its package is queried
+            if match is not None:
+                with contextlib.suppress(ValueError):
+                    days.add(date(*(int(g) for g in match.groups())))
+        return sorted(days)
+
+
+class AdvisoryMirror:
+    """One or more mirror folders, merged; the object pip-audit's local endpoint serves.
+
+    Raises :class:`~neuroerp_ci.errors.ToolError` if a folder holds no advisory. Safe to query
+    from several threads.
+    """
+
+    def __init__(self, root: Path | str, *more: Path | str) -> None:
+        self.folders = [MirrorFolder(r) for r in (root, *more)]
+        self.root = self.folders[0].root
+        self._lock = threading.Lock()
+        self._merged: dict[str, list[Record]] = {}
+        # Every read error raised so far, so a caller whose tool only saw an HTTP 500 can say why.
+        self.errors: list[str] = []
+
+    @property
+    def snapshot(self) -> str:
+        """What data this is: each folder's ``SNAPSHOT.txt`` first line (or path), joined."""
+        return "; ".join(folder.snapshot for folder in self.folders)
+
+    def records(self, name: str) -> list[Record]:
+        """Every advisory filed for ``name`` in any folder (withdrawn ones included); the
+        same id in two folders is the record modified last."""
+        key = canonicalize_name(name)
+        with self._lock:
+            if key in self._merged:
+                return self._merged[key]
+        covering = [folder for folder in self.folders if folder.covers(key)]
+        try:
+            if not covering:
+                raise ToolError(_not_covered(key, self.folders))
+            merged: dict[str, Record] = {}
+            for folder in covering:
+                for record in folder.records(key):
+                    old = merged.get(record["id"])
+                    if old is None or _modified(record) > _modified(old):
+                        merged[record["id"]] = record
+        except ToolError as exc:
+            with self._lock:
+                self.errors.append(str(exc))
+            raise
+        with self._lock:
+            self._merged[key] = list(merged.values())
+            return self._merged[key]
 
     def query(self, name: str, version: str) -> list[Record]:
         """The OSV records affecting ``name`` at ``version`` (deep copies, file order)."""
@@ -135,24 +307,101 @@ class AdvisoryMirror:
 
     def find(self, name: str, advisory_id: str) -> Record | None:
         """The record of ``name`` whose id or one of whose aliases is ``advisory_id``."""
-        for record in self.records(name):
-            if record["id"] == advisory_id or advisory_id in record.get("aliases", []):
-                return record
+        found = self.related(name, {advisory_id})
+        return found[0] if found else None
+
+    def related(self, name: str, ids: set[str]) -> list[Record]:
+        """The records of ``name`` whose id or aliases meet ``ids`` (one advisory, all names)."""
+        return [
+            record
+            for record in self.records(name)
+            if ids & {record["id"], *(str(a) for a in record.get("aliases") or [])}
+        ]
+
+
+def mirror_problem(path: Path) -> str | None:
+    """Why ``path`` is not an advisory mirror folder (one line), or None if it is one."""
+    try:
+        MirrorFolder(path)
+    except ToolError as exc:
+        return str(exc)
+    return None
+
+
+def _covered_packages(root: Path) -> frozenset[str] | None:
+    listed = root / PACKAGES_FILE
+    if not listed.is_file():
+        return None
+    try:
+        text = listed.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ToolError(f"advisory mirror {root}: cannot read {PACKAGES_FILE}: {exc}") from exc
+    names = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    return frozenset(canonicalize_name(n) for n in names if n)
+
+
+def _not_covered(name: str, folders: Sequence[MirrorFolder]) -> str:
+    counts = ", ".join(f"{f.root} ({len(f.packages or ())} packages)" for f in folders)
+    return (
+        f"no advisory data for {name!r}: the advisory subset {counts} does not cover it "
+        f"(its {PACKAGES_FILE} lists the packages it knows); point neuroerp-ci at a full mirror"
+    )
+
+
+def _modified(record: Record) -> str:
+    # ISO 8601 UTC timestamps ("2024-10-10T17:22:00Z") order correctly as text.
+    return str(record.get("modified") or "")
+
+
+def _first_line(path: Path) -> str | None:
+    try:
+        lines = path.read_text(encoding="utf-8").strip().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return lines[0].strip() if lines else None
+
+
+def _iso_day(text: str) -> date | None:
+    match = _ISO_DAY.search(text)
+    if match is None:
+        return None
+    try:
+        return date(*(int(g) for g in match.groups()))
+    except ValueError:
         return None
 
-    def _index(self) -> dict[str, list[Path]]:
-        if self._folders is None:
-            folders: dict[str, list[Path]] = {}
-            for folder in sorted(p for p in self._vulns.iterdir() if p.is_dir()):
-                folders.setdefault(canonicalize_name(folder.name), []).append(folder)
-            self._folders = folders
-        return self._folders
 
-
-def _load(path: Path) -> Record:
+def _git_date(root: Path) -> SnapshotDate | None:
+    """HEAD's commit date of a git checkout; None if it is not one or git cannot tell."""
+    if not (root / ".git").exists():
+        return None
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StringLoader)  # noqa: S506 - safe loader subclass
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        git = find_tool("git")
+        done = run_tool(
+            # --git-dir: this checkout's own history, never that of a repository around it
+            [git, f"--git-dir={root / '.git'}", "log", "-1", "--format=%cs"],
+            cwd=root,
+            timeout=GIT_TIMEOUT_S,
+            ok_codes=None,
+        )
+    except ToolError:
+        return None
+    day = _iso_day(done.stdout) if done.returncode == 0 else None
+    return SnapshotDate(day, "git HEAD commit") if day else None
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _load(path: Path, raw: bytes | None = None) -> Record:
+    try:
+        text = (raw if raw is not None else path.read_bytes()).decode("utf-8")
+        if path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.load(text, Loader=_StringLoader)  # noqa: S506 - safe loader subclass
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
         raise ToolError(f"advisory mirror: cannot read {path}: {_one_line(exc)}") from exc
     if (
         not isinstance(data, dict)

@@ -1,14 +1,18 @@
 """The ``neuroerp-ci`` command line.
 
 Exit codes (see :mod:`neuroerp_ci.exit_codes`): 0 PASS or WARN, 1 FAIL, 2 bad pipeline file
-or usage (one line, no traceback), 3 internal error.
+or usage (one line, no traceback), 3 internal error (a history store that cannot be opened,
+or a run it did not record), 130 after SIGINT, 143 after SIGTERM.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,9 +25,14 @@ from rich.table import Table
 
 from neuroerp_ci.config import Pipeline, load_pipeline, resolve_config_path
 from neuroerp_ci.errors import ConfigError, NeuroErpCiError, OrchestrationError, UsageError
-from neuroerp_ci.exit_codes import ExitCode, for_verdict
+from neuroerp_ci.exit_codes import ExitCode, for_signal, for_verdict
+from neuroerp_ci.model import Verdict
+from neuroerp_ci.secrets import redact
 
 if TYPE_CHECKING:
+    from types import FrameType
+
+    from neuroerp_ci.model import StageReport
     from neuroerp_ci.store import HistoryStore
 
 # Before Prefect is imported (lazily, in the commands that run a flow): no telemetry, no
@@ -55,11 +64,11 @@ ConfigOpt = Annotated[
     typer.Option("--config", "-c", help="Pipeline file (default: ./neuroerp-ci.toml)."),
 ]
 AdvisoriesOpt = Annotated[
-    Path | None,
+    list[Path] | None,
     typer.Option(
         "--advisories",
-        help="Offline OSV advisory mirror directory for pip-audit checks "
-        "(also NEUROERP_CI_ADVISORIES).",
+        help="Offline OSV advisory mirror folder for pip-audit checks; repeat it to merge "
+        "several (also NEUROERP_CI_ADVISORIES, joined with the path separator).",
     ),
 ]
 OutputOpt = Annotated[
@@ -81,6 +90,7 @@ def run(
     """Run one stage's quality gate and print its verdict."""
     pipeline = load_pipeline(resolve_config_path(config))
     pipeline.stage(stage)  # unknown stage: exit 2 before anything starts
+    _refuse_unwritable_output(output, pipeline.project_dir)
     raise typer.Exit(_run_stage(pipeline, stage, output, version, advisories))
 
 
@@ -95,6 +105,7 @@ def demo(
     """Write the bundled demo ERP project (if absent) and run its development stage."""
     from neuroerp_ci.demo import DEMO_PIPELINE, write_demo
 
+    _refuse_unwritable_output(output, directory)
     pipeline_file = directory / DEMO_PIPELINE
     if pipeline_file.is_file():
         out.print(f"Using the existing demo project in {directory}")
@@ -107,14 +118,20 @@ def demo(
 
 @app.command()
 def validate(config: ConfigOpt = None) -> None:
-    """Check a pipeline file and print what it defines."""
+    """Check a pipeline file and print what it defines, with every stage's conditions."""
+    from neuroerp_ci.planning import conditions_text
+
     path = resolve_config_path(config)
     pipeline = load_pipeline(path)
     stages = ", ".join(
-        f"{s.name} ({len(s.checks)} checks, {len(s.conditions)} conditions)"
+        f"{s.name} ({len(s.checks)} checks, {len(s.conditions) + len(s.defaults)} conditions"
+        + (f", {len(s.defaults)} of them kind defaults" if s.defaults else "")
+        + ")"
         for s in pipeline.stages.values()
     )
-    out.print(f"{path}: valid — {len(pipeline.checks)} checks; stages: {stages}")
+    out.print(f"{path}: valid — {len(pipeline.checks)} checks; stages: {stages}", markup=False)
+    for name in pipeline.stages:
+        out.print("\n".join(conditions_text(pipeline, name)), markup=False)
 
 
 @app.command()
@@ -309,6 +326,63 @@ def baseline_invalidate(
     out.print(f"Invalidated run {record.run_id} of stage {record.stage}: {reason.strip()}")
 
 
+# What the write probe writes (and removes) in the report directory: a device with less room
+# than this would fail the run only after every check ran, when the reports are written.
+OUTPUT_PROBE_BYTES = 64 * 1024
+
+
+def _joined(advisories: list[Path] | None) -> str | None:
+    """``--advisories`` folders as the flows' one string parameter (``os.pathsep``)."""
+    return os.pathsep.join(str(a) for a in advisories) if advisories else None
+
+
+def _refuse_unwritable_output(output: Path | None, project_dir: Path) -> None:
+    """A report directory the run could not write to is bad input: exit 2 now, not after
+    every check ran. ``None`` stands for the default, under the project's state folder."""
+    from neuroerp_ci.state_dir import STATE_DIR
+
+    where = output if output is not None else project_dir / STATE_DIR / "runs"
+    problem = output_problem(where)
+    if problem is None:
+        return
+    if output is not None:
+        raise UsageError(f"--output {output}: {problem}")
+    raise UsageError(f"report directory {where}: {problem}; choose another with --output DIR")
+
+
+def output_problem(path: Path) -> str | None:
+    """Why reports could not be written under ``path`` (created if missing), or None.
+
+    The nearest existing folder on the way must be a directory where a small file can be
+    created, written to disk and removed: that catches a file in the way, missing
+    permissions, a read-only and a full device, without creating anything.
+    """
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        named = "" if existing == path else f"{existing} "
+        return f"{named}is a file, not a directory"
+    try:
+        write_probe(existing)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"no space left on the device of {existing}"
+        return f"cannot write in {existing} ({exc.strerror or exc})"
+    return None
+
+
+def write_probe(directory: Path) -> None:
+    """Create, fill, flush to disk and remove a small file in ``directory``."""
+    fd, name = tempfile.mkstemp(prefix=".neuroerp-ci-probe-", dir=directory)
+    try:
+        os.write(fd, bytes(OUTPUT_PROBE_BYTES))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
 def _wide() -> Console:
     # Piped into a CI log there is no terminal width; rich's 80 columns would cut run ids.
     return out if out.is_terminal else Console(highlight=False, width=160)
@@ -343,35 +417,47 @@ def _run_stage(
     stage: str,
     output: Path | None,
     version: str | None,
-    advisories: Path | None,
+    advisories: list[Path] | None,
 ) -> int:
+    from neuroerp_ci.advisories import mirror_problem
     from neuroerp_ci.progress import ConsoleProgress
-    from neuroerp_ci.reports.json_report import report_from_dict
     from neuroerp_ci.reports.writer import default_output_dir, new_run_id
-    from neuroerp_ci.versioning import detect_version
+    from neuroerp_ci.runner import stage_secrets
+    from neuroerp_ci.versioning import UNVERSIONED, resolve_version
 
-    if advisories is not None and not (advisories / "vulns").is_dir():
-        raise UsageError(f"--advisories {advisories}: not an OSV mirror (no vulns/ folder)")
+    stage_secrets(pipeline, stage, os.environ, resolve_blocks=False)  # unset {env:..}: exit 2
+    for folder in advisories or []:
+        problem = mirror_problem(folder)
+        if problem is not None:
+            raise UsageError(f"--advisories {folder}: {problem}")
+    # A bad store URL (exit 2) or a store that cannot be opened (exit 3) stops the run
+    # here, in one line, before Prefect or any check starts.
+    with _open_history(pipeline):
+        pass
     run_id = new_run_id()
     out_dir = (output or default_output_dir(pipeline.project_dir, run_id)).resolve()
-    version = version or detect_version(pipeline.project_dir)
+    # Resolved here to refuse a name that is no commit before anything starts, and to show
+    # the full identity; the flow resolves the name again and records how it was found.
+    named = version
+    version = resolve_version(pipeline.project_dir, named).id
     checks = [pipeline.checks[c] for c in pipeline.stage(stage).checks]
     out.print(f"Running stage [bold]{stage}[/] of {pipeline.path} for version {version}")
     with ConsoleProgress(out, checks) as progress:
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-        from neuroerp_ci.orchestration import set_observer, stage_gate
+        from neuroerp_ci.orchestration import set_observer, stage_gate, start_temporary_server
 
         set_observer(progress)
         # Heartbeats only serve crashed-deployment detection; in-process they cost ~1 s a run.
         try:
+            start_temporary_server()
             with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-                stage_gate(
+                state = stage_gate(
                     stage=stage,
                     config=str(pipeline.path),
-                    version=version,
+                    version=named or UNVERSIONED,
                     output_dir=str(out_dir),
-                    advisories=str(advisories) if advisories else None,
+                    advisories=_joined(advisories),
                     run_id=run_id,
                     return_state=True,
                 )
@@ -379,15 +465,47 @@ def _run_stage(
             raise OrchestrationError(f"Prefect could not run the flow: {exc}") from exc
         finally:
             set_observer(None)
-    report_file = out_dir / "report.json"
-    if not report_file.is_file():
-        err.print(f"neuroerp-ci: error: the stage ran but wrote no report in {out_dir}")
+    report = _read_report(out_dir, run_id)
+    if report is None:  # the flow stopped before a report: its message says why
+        why = state.message or f"the stage ran but wrote no report in {out_dir}"
+        err.print(f"neuroerp-ci: error: {redact(why)}", markup=False, soft_wrap=True)
         return ExitCode.INTERNAL
-    report = report_from_dict(json.loads(report_file.read_text(encoding="utf-8")))
+    if report.recorded is not True:
+        err.print(
+            f"neuroerp-ci: error: NOT RECORDED: run {run_id} is not in the history store, so "
+            f"its {report.verdict.value} does not count: "
+            + redact(report.record_error or "the store did not take it"),
+            markup=False,
+            soft_wrap=True,
+        )
+        out.print(f"Reports: {out_dir}", soft_wrap=True)
+        return ExitCode.INTERNAL
+    if not state.is_completed() and report.verdict is not Verdict.FAIL:
+        # The flow broke after the verdict (artifacts, notifications): it and we agree.
+        err.print(
+            f"neuroerp-ci: error: the flow ended {state.name} after a {report.verdict.value}"
+            f" verdict: {redact(state.message or '')}",
+            markup=False,
+            soft_wrap=True,
+        )
+        out.print(f"Reports: {out_dir}", soft_wrap=True)
+        return ExitCode.INTERNAL
     colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}[report.verdict.value]
     out.print(f"[bold {colour}]{report.verdict.value}[/] {report.summary}", soft_wrap=True)
     out.print(f"Reports: {out_dir}", soft_wrap=True)
     return for_verdict(report.verdict)
+
+
+def _read_report(out_dir: Path, run_id: str) -> StageReport | None:
+    """This run's report.json, or None: missing, unreadable, or left by another run (an
+    --output folder used before must not lend its old verdict)."""
+    from neuroerp_ci.reports.json_report import report_from_dict
+
+    try:
+        report = report_from_dict(json.loads((out_dir / "report.json").read_text("utf-8")))
+    except (OSError, ValueError):
+        return None
+    return report if report.run_id == run_id else None
 
 
 @app.command()
@@ -406,9 +524,12 @@ def promote(
     """
     from neuroerp_ci.promotion import check_promotion
     from neuroerp_ci.rollout import is_rollout_stage
+    from neuroerp_ci.versioning import resolve_version
 
     pipeline = load_pipeline(resolve_config_path(config))
     stage = pipeline.stage(to)
+    _refuse_unwritable_output(output, pipeline.project_dir)
+    version = resolve_version(pipeline.project_dir, version).id  # a prefix is its full SHA
     with _open_history(pipeline) as store:
         decision = check_promotion(
             pipeline, to, version, store, as_rollout=is_rollout_stage(stage)
@@ -423,13 +544,19 @@ def promote(
 
 
 def _run_rollout(
-    pipeline: Pipeline, stage: str, output: Path | None, version: str, advisories: Path | None
+    pipeline: Pipeline,
+    stage: str,
+    output: Path | None,
+    version: str,
+    advisories: list[Path] | None,
 ) -> int:
     from prefect.settings import get_current_settings
 
-    from neuroerp_ci.orchestration import rollout
+    from neuroerp_ci.orchestration import rollout, start_temporary_server
     from neuroerp_ci.reports.writer import default_output_dir, new_run_id
+    from neuroerp_ci.runner import stage_secrets
 
+    stage_secrets(pipeline, stage, os.environ, resolve_blocks=False)
     waits = pipeline.stage(stage).approval is not None
     if waits and not get_current_settings().api.url:
         raise UsageError(
@@ -441,17 +568,26 @@ def _run_rollout(
     out_dir = (output or default_output_dir(pipeline.project_dir, run_id)).resolve()
     note = " (approve it in the Prefect UI: the run waits, paused)" if waits else ""
     out.print(f"Rolling {version} out to {stage}{note}", markup=False)
+    start_temporary_server()  # none with PREFECT_API_URL; else tracked, it dies with us
     state = rollout(
         version=version,
         config=str(pipeline.path),
         stage=stage,
         output_dir=str(out_dir),
-        advisories=str(advisories) if advisories else None,
+        advisories=_joined(advisories),
         run_id=run_id,
         return_state=True,
     )
     out.print(state.message or state.name, markup=False, soft_wrap=True)
     out.print(f"Reports: {out_dir}", soft_wrap=True)
+    validation = _read_report(out_dir, run_id)
+    if validation is not None and validation.recorded is False:  # as _run_stage: exit 3
+        err.print(
+            "neuroerp-ci: error: NOT RECORDED: " + redact(validation.record_error),
+            markup=False,
+            soft_wrap=True,
+        )
+        return ExitCode.INTERNAL
     return ExitCode.OK if state.is_completed() else ExitCode.GATE_FAILED
 
 
@@ -465,27 +601,76 @@ _COMMAND_LINE_ERRORS = (
 )
 
 
+class Terminated(BaseException):
+    """SIGTERM (or SIGHUP), raised in the main thread so that it unwinds like Ctrl-C: the
+    run's tools are killed, its target stopped, the run recorded ``aborted``, and the
+    interpreter exits normally, which stops Prefect's temporary server."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signal = signum  # what Prefect's TerminationSignal carries too
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+_unwinding = False  # a stop signal is being handled, or the command is over
+
+
+def _on_stop_signal(signum: int, _frame: FrameType | None) -> None:
+    global _unwinding
+    if _unwinding:  # asked again, or while exiting: no more waiting; the watchdog ends the rest
+        os.write(2, f"neuroerp-ci: stopped by {signal.Signals(signum).name}\n".encode())
+        os._exit(for_signal(signum))
+    _unwinding = True
+    raise Terminated(signum)
+
+
+@contextmanager
+def _stop_signals_unwind(restore: bool) -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`Terminated` while the command runs (an ignored
+    signal, e.g. under nohup, stays ignored). Afterwards the previous handlers come back when
+    ``restore``; else (the process's entry point) a stop signal during the interpreter's exit
+    (Prefect's server stopping, logs flushing) ends the process at once."""
+    global _unwinding
+    _unwinding = False
+    previous = {
+        sig: signal.signal(sig, _on_stop_signal)
+        for sig in _STOP_SIGNALS
+        if signal.getsignal(sig) is signal.SIG_DFL
+    }
+    try:
+        yield
+    finally:
+        _unwinding = True
+        if restore:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: map every error to one line and a distinct exit code."""
     command = typer.main.get_command(app)
     try:
-        code: Any = command.main(
-            args=argv if argv is not None else sys.argv[1:],
-            prog_name="neuroerp-ci",
-            standalone_mode=False,
-        )
+        with _stop_signals_unwind(restore=argv is not None):
+            code: Any = command.main(
+                args=argv if argv is not None else sys.argv[1:],
+                prog_name="neuroerp-ci",
+                standalone_mode=False,
+            )
     except _EXITS as exc:
         code = exc.exit_code
-    except _ABORTS:
-        err.print("neuroerp-ci: aborted")
-        code = 130
+    except Terminated as exc:
+        err.print(f"neuroerp-ci: {exc}: the run was stopped", markup=False)
+        code = for_signal(exc.signal)
+    except (*_ABORTS, KeyboardInterrupt):
+        err.print("neuroerp-ci: interrupted (SIGINT): the run was stopped", markup=False)
+        code = ExitCode.INTERRUPTED
     except _COMMAND_LINE_ERRORS as exc:
         err.print(f"neuroerp-ci: usage error: {exc.format_message()}", markup=False)
         code = ExitCode.BAD_INPUT
     except (ConfigError, UsageError) as exc:
-        err.print(f"neuroerp-ci: error: {exc}", markup=False, soft_wrap=True)
+        err.print(f"neuroerp-ci: error: {redact(str(exc))}", markup=False, soft_wrap=True)
         code = ExitCode.BAD_INPUT
     except NeuroErpCiError as exc:
-        err.print(f"neuroerp-ci: error: {exc}", markup=False, soft_wrap=True)
+        err.print(f"neuroerp-ci: error: {redact(str(exc))}", markup=False, soft_wrap=True)
         code = ExitCode.INTERNAL
     sys.exit(int(code or 0))

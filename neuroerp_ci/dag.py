@@ -5,7 +5,8 @@ Pure functions over ``{check_id: dependencies}``; nothing here runs a check.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import heapq
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 Graph = Mapping[str, Sequence[str]]  # check id -> ids it depends on
@@ -14,46 +15,62 @@ Graph = Mapping[str, Sequence[str]]  # check id -> ids it depends on
 def find_cycle(graph: Graph) -> list[str] | None:
     """A dependency cycle as ``[a, b, ..., a]``, or None. Unknown ids are ignored."""
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for dep in graph.get(node, ()):
-            if dep not in graph:
-                continue
-            if state.get(dep) == 1:
-                return [*path[path.index(dep):], dep]
-            if dep not in state and (cycle := visit(dep)):
-                return cycle
-        path.pop()
-        state[node] = 2
-        return None
-
-    for node in graph:
-        if node not in state and (cycle := visit(node)):
-            return cycle
+    # Depth first without recursion: a chain of thousands of checks must not overflow the stack.
+    for root in graph:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        pending: list[Iterator[str]] = [iter(graph[root])]
+        state[root] = 1
+        while pending:
+            dep = next(pending[-1], None)
+            if dep is None:
+                state[path.pop()] = 2
+                pending.pop()
+            elif dep in graph and state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            elif dep in graph and dep not in state:
+                state[dep] = 1
+                path.append(dep)
+                pending.append(iter(graph[dep]))
     return None
 
 
 def layers(graph: Graph, exclusive: Collection[str] = ()) -> list[list[str]]:
     """Groups that can run at once, in order. An exclusive check gets a layer of its own,
     placed as late as its dependants allow so the other checks finish first."""
-    remaining = {node: set(deps) & set(graph) for node, deps in graph.items()}
-    order = list(graph)
+    # Kahn's algorithm with the ready checks kept in file order (heaps of their positions):
+    # linear in the graph's size but for the sorting, however long its chains are.
+    position = {node: i for i, node in enumerate(graph)}
+    waiting = {node: len(set(deps) & position.keys()) for node, deps in graph.items()}
+    dependants: dict[str, list[str]] = {node: [] for node in graph}
+    for node, deps in graph.items():
+        for dep in set(deps) & position.keys():
+            dependants[dep].append(node)
+    shared: list[int] = []
+    alone: list[int] = []
+    for node, count in waiting.items():
+        if count == 0:
+            heapq.heappush(alone if node in exclusive else shared, position[node])
+    nodes = list(graph)
     result: list[list[str]] = []
-    while remaining:
-        ready = [n for n in order if n in remaining and not remaining[n]]
-        if not ready:
-            raise ValueError(f"dependency cycle among {sorted(remaining)}")
-        shared = [n for n in ready if n not in exclusive]
+    done = 0
+    while done < len(nodes):
+        if not shared and not alone:
+            left = [n for n in nodes if waiting[n] > 0]
+            raise ValueError(f"dependency cycle among {sorted(left)}")
         # Run exclusive checks only once nothing shared is ready, one at a time.
-        layer = shared or ready[:1]
+        if shared:
+            layer = [nodes[heapq.heappop(shared)] for _ in range(len(shared))]
+        else:
+            layer = [nodes[heapq.heappop(alone)]]
         result.append(layer)
+        done += len(layer)
         for node in layer:
-            del remaining[node]
-        for deps in remaining.values():
-            deps.difference_update(layer)
+            for after in dependants[node]:
+                waiting[after] -= 1
+                if waiting[after] == 0:
+                    heapq.heappush(alone if after in exclusive else shared, position[after])
     return result
 
 
@@ -70,15 +87,22 @@ class CriticalPath:
 
 def critical_path(graph: Graph, cost: Mapping[str, float]) -> CriticalPath:
     """The chain of dependencies with the largest summed cost (expected seconds)."""
-    best: dict[str, tuple[float, list[str]]] = {}
+    # Each check's longest chain: its cost and the dependency it came through.
+    best: dict[str, tuple[float, str | None]] = {}
     for node in order(graph):
         deps = [d for d in graph[node] if d in best]
-        before = max((best[d] for d in deps), key=lambda b: b[0], default=(0.0, []))
-        best[node] = (before[0] + cost.get(node, 0.0), [*before[1], node])
+        via = max(deps, key=lambda d: best[d][0], default=None)
+        before = best[via][0] if via is not None else 0.0
+        best[node] = (before + cost.get(node, 0.0), via)
     if not best:
         return CriticalPath([], 0.0)
-    total, chain = max(best.values(), key=lambda b: b[0])
-    return CriticalPath(chain, total)
+    last = max(best, key=lambda n: best[n][0])
+    chain: list[str] = []
+    step: str | None = last
+    while step is not None:
+        chain.append(step)
+        step = best[step][1]
+    return CriticalPath(chain[::-1], best[last][0])
 
 
 def mermaid(graph: Graph, labels: Mapping[str, str] | None = None) -> str:

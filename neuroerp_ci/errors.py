@@ -4,6 +4,7 @@
     ├── ConfigError          a pipeline file or its values are wrong (exit code 2)
     ├── UsageError           CLI arguments are wrong (exit code 2)
     ├── TargetError          the target service could not be started or did not get healthy
+    │   └── SetupError       a ``target.setup`` command (or the scratch copy) failed: no check runs
     ├── ToolError            a tool could not run or its output could not be read
     │                        (caught by the check and turned into a CheckResult with status error)
     └── OrchestrationError   Prefect could not run the flow (exit code 3)
@@ -38,6 +39,17 @@ class UsageError(NeuroErpCiError):
 
 class TargetError(NeuroErpCiError):
     """The target service did not start, did not get healthy or is not allowed."""
+
+
+class SetupError(TargetError):
+    """Preparing the stage failed (a ``target.setup`` command, the scratch copy).
+
+    ``headline`` is the message without the command's output, for the checks that did not run.
+    """
+
+    def __init__(self, message: str, headline: str | None = None) -> None:
+        self.headline = headline or message
+        super().__init__(message)
 
 
 class ToolError(NeuroErpCiError):

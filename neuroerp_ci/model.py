@@ -110,6 +110,9 @@ class CheckResult:
     findings: list[Finding] = field(default_factory=list)
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> file path of raw output
     tool_versions: dict[str, str] = field(default_factory=dict)
+    # Findings the project told the tool to hide (bandit's "# nosec"): reported, so nothing
+    # disappears without a trace, but never counted by a findings limit.
+    suppressed: list[Finding] = field(default_factory=list)
 
     def add_metric(self, metric: Metric) -> None:
         self.metrics[metric.name] = metric
@@ -186,6 +189,13 @@ class StageReport:
     outcomes: list[Outcome]
     summary: str = ""
     schema_version: int = 1
+    # Whether the history store holds this run: None without a store, False until it does
+    # (and for good when recording failed, with the reason in ``record_error``).
+    recorded: bool | None = None
+    record_error: str = ""
+    # What was tested: version, commit, tree, how the version was found, where it was
+    # checked out, the interpreter (path, version, prefix, why that one).
+    tested: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

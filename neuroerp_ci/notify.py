@@ -5,7 +5,8 @@
   Mattermost incoming webhooks show as a message). The URL is a secret: it comes from the
   environment variable ``[notify] webhook_env`` (default ``NEUROERP_CI_WEBHOOK_URL``) or a
   Prefect Secret block, and it is never printed, logged or reported; errors name the webhook,
-  not its URL.
+  not its URL. Like every secret (:mod:`neuroerp_ci.secrets`) it is redacted from the body,
+  the notes and the Prometheus text too.
 - **Prometheus**: :func:`prometheus_text` renders a run's gate metrics in the text exposition
   format (0.0.4). It is written to ``[notify] metrics_file`` (``{stage}`` in the name is
   replaced, so each stage keeps its own file for node_exporter's textfile collector) and/or
@@ -18,13 +19,12 @@ Notifying never changes a verdict: every problem becomes a note for the run's lo
 from __future__ import annotations
 
 import base64
-import logging
 import math
 import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,13 +35,13 @@ import httpx
 
 from neuroerp_ci.config import Pipeline
 from neuroerp_ci.errors import NeuroErpCiError
+from neuroerp_ci.hosts import http_url_problem
 from neuroerp_ci.model import CheckStatus, OutcomeStatus, StageReport, Verdict
 from neuroerp_ci.rollout import RolloutReport
+from neuroerp_ci.secrets import SecretLoader, redact, redact_data, register
 from neuroerp_ci.stage_rules import NotifySpec
 
-SecretLoader = Callable[[str], str]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_REDACTED = "<webhook URL>"
 
 
 class NotifyError(NeuroErpCiError):
@@ -54,41 +54,6 @@ class Note:
 
     text: str
     ok: bool = True
-
-
-# --- keeping the secret out of every log ----------------------------------------------------
-
-
-class _SecretFilter(logging.Filter):
-    """Rewrites log records of HTTP libraries that would show a registered secret."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            if any(s in message for s in self.secrets):
-                record.msg, record.args = redact(message, self.secrets), ()
-        return True
-
-
-_FILTER = _SecretFilter()
-for _name in ("httpx", "httpcore"):
-    logging.getLogger(_name).addFilter(_FILTER)
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret (and the part of a URL before its query) replaced."""
-    for secret in secrets:
-        if not secret:
-            continue
-        text = text.replace(secret, _REDACTED)
-        bare = secret.split("?", 1)[0]
-        if len(bare) > len("https://"):
-            text = text.replace(bare, _REDACTED)
-    return text
 
 
 # --- webhook --------------------------------------------------------------------------------
@@ -109,9 +74,9 @@ def resolve_webhook_url(
             raise NotifyError(f"webhook: cannot load {source}: {type(exc).__name__}") from None
     if not url:
         return None
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+    if http_url_problem(url) is not None:
         raise NotifyError(f"webhook: the URL in {source} is not an http(s) URL")
-    _FILTER.secrets.add(url)
+    register(url)  # httpx logs the URL it posts to: the log filter hides it
     return url
 
 
@@ -141,13 +106,16 @@ def send_webhook(
     retries: int,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
-    """POST ``payload``; retry transport errors and 5xx/429. Returns a note without the URL."""
+    """POST ``payload`` (redacted); retry transport errors and 5xx/429. Returns a note
+    without the URL."""
+    register(url)
+    body = redact_data(dict(payload))
     error = ""
     for attempt in range(1, retries + 2):
         try:
-            response = client.post(url, json=dict(payload), timeout=timeout)
+            response = client.post(url, json=body, timeout=timeout)
         except httpx.HTTPError as exc:
-            error = redact(f"{type(exc).__name__}: {exc}", [url])
+            error = redact(f"{type(exc).__name__}: {exc}")
         else:
             if response.is_success:
                 return f"webhook: delivered (HTTP {response.status_code}, attempt {attempt})"
@@ -370,7 +338,7 @@ def notify_outcome(
     own_client = client is None
     http = client or httpx.Client()
     try:
-        text = prometheus_text(report, rollout)
+        text = redact(prometheus_text(report, rollout))
         if spec.metrics_file:
             name = spec.metrics_file.replace("{stage}", report.stage)
             path = (pipeline.project_dir / name).resolve()
@@ -393,7 +361,7 @@ def notify_outcome(
     finally:
         if own_client:
             http.close()
-    return notes
+    return [Note(redact(n.text), n.ok) for n in notes]
 
 
 def _webhook(

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import os
 import re
-import sys
+import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -38,25 +37,28 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.futures import PrefectFuture
 from prefect.input import RunInput
+from prefect.settings import PREFECT_API_URL
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
+from neuroerp_ci.checkout import identity, pipeline_for_version
 from neuroerp_ci.checks import Check
 from neuroerp_ci.config import Pipeline, load_pipeline
 from neuroerp_ci.errors import NeuroErpCiError
+from neuroerp_ci.hosts import guarded_client
 from neuroerp_ci.model import CheckResult, StageReport, Verdict
 from neuroerp_ci.notify import notify_outcome
-from neuroerp_ci.placeholders import expand
 from neuroerp_ci.promotion import PromotionDecision, check_promotion, refusal_report
 from neuroerp_ci.reports.markdown import markdown_summary, outcome_rows
-from neuroerp_ci.reports.writer import default_output_dir, new_run_id, write_reports
+from neuroerp_ci.reports.writer import default_output_dir, new_run_id, write_atomically
 from neuroerp_ci.rollout import (
     Approval,
     ApprovalRequest,
     Approver,
     HookContext,
     HookRunner,
+    RolloutLock,
     RolloutReport,
     StepResult,
     compare_canary,
@@ -72,15 +74,57 @@ from neuroerp_ci.runner import (
     RunObserver,
     RunOptions,
     StageOutcome,
+    pipeline_interpreter,
     run_stage,
+    split_mirrors,
+    write_and_record,
 )
-from neuroerp_ci.stage_rules import HookSpec
+from neuroerp_ci.secrets import (
+    collect_secrets,
+    install_log_redaction,
+    redact,
+    redact_data,
+)
+from neuroerp_ci.stage_rules import HookSpec, LockSpec
 from neuroerp_ci.store import HistoryStore, open_store, store_url
+from neuroerp_ci.tooling import release_process, track_process
+from neuroerp_ci.versioning import UNVERSIONED, Version, resolve_version
 
 MAX_CONCURRENT_CHECKS = 8
 APPROVAL_POLL_S = 5
 DEFAULT_RELEASE = ("development", "staging", "production")
 _observer: RunObserver = NullObserver()
+
+
+def start_temporary_server() -> None:
+    """Start Prefect's temporary server now, when no PREFECT_API_URL is set, and track it.
+
+    Prefect would start it on its first API call, as a plain child process stopped at
+    interpreter exit: a neuroerp-ci killed with SIGKILL (or SIGTERM before this release)
+    left it running for good, ~190 MB each. Started here, its process is handed to the
+    watchdog (:mod:`neuroerp_ci.tooling`) the moment it exists. The instance is the one
+    Prefect's clients use (Prefect keeps one per port), so nothing else changes.
+    """
+    if PREFECT_API_URL.value():
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    class TrackedServer(SubprocessASGIServer):
+        def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+            proc = super()._run_uvicorn_command()
+            track_process(proc)
+            return proc
+
+        def stop(self) -> None:
+            proc = self.server_process
+            super().stop()
+            if proc is not None:
+                release_process(proc)
+
+    server = TrackedServer()
+    server.start()
+    if not isinstance(server, TrackedServer) and server.server_process is not None:
+        track_process(server.server_process)  # Prefect had started it already
 
 
 def set_observer(observer: RunObserver | None) -> None:
@@ -137,23 +181,35 @@ def stage_gate(
         config: Path of the pipeline file (relative to the worker's working directory).
         version: The version under test (a git SHA): promotion rules and history use it.
         output_dir: Where the reports go (default: .neuroerp-ci/runs/<run id> in the project).
-        advisories: Offline OSV advisory mirror for pip-audit checks.
+        advisories: Offline OSV advisory mirror folder(s) for pip-audit checks, several
+            joined with os.pathsep.
         run_id: Run id for the reports and history (default: a new one).
     """
+    install_log_redaction()  # run logs go to Prefect's database: never with a secret
     try:
         pipeline = load_pipeline(config)
-        options = _options(pipeline, stage, version, output_dir, advisories, run_id)
+        wanted = _version(pipeline, version)
+        options = _options(pipeline, stage, wanted.id, output_dir, advisories, run_id)
         with _history(pipeline) as store:
-            decision = check_promotion(pipeline, stage, version, store)
+            decision = check_promotion(pipeline, stage, wanted.id, store)
             if decision.allowed:
-                outcome = run_stage(pipeline, options, PrefectExecutor(), _observer, store=store)
+                with pipeline_for_version(pipeline, wanted) as tested:
+                    options = replace(options, identity=identity(wanted, pipeline, tested))
+                    outcome = run_stage(tested, options, PrefectExecutor(), _observer, store=store)
             else:
                 outcome = _refuse(pipeline, options, decision, store)
     except NeuroErpCiError as exc:
-        return Failed(message=f"{stage}: FAIL — {exc}")
+        return Failed(message=redact(f"{stage}: FAIL — {exc}"))
     publish_artifacts(outcome.report)
     _notify(pipeline, outcome.report)
     return final_state(outcome.report, str(outcome.output_dir))
+
+
+def _version(pipeline: Pipeline, version: str) -> Version:
+    """The version named, resolved to its full form; the checkout's HEAD when none is named
+    (a Quick run from the UI), never a silent "unversioned" for a git checkout."""
+    named = None if version.strip() in ("", UNVERSIONED) else version
+    return resolve_version(pipeline.project_dir, named)
 
 
 def _options(
@@ -173,7 +229,8 @@ def _options(
             Path(output_dir) if output_dir else default_output_dir(pipeline.project_dir, the_id)
         ),
         run_id=the_id,
-        advisories=Path(advisories) if advisories else None,
+        advisories=split_mirrors(advisories),
+        load_secret=_load_secret,
     )
 
 
@@ -193,27 +250,31 @@ def _refuse(
     """A refused stage: a FAIL report with the reason, written and recorded; nothing ran."""
     report = refusal_report(decision, pipeline.target.name, options.run_id)
     out_dir = options.output_dir or default_output_dir(pipeline.project_dir, options.run_id)
-    files = write_reports(report, out_dir)
-    store.finish_run(report)
+    report, files = write_and_record(report, out_dir, store)
     return StageOutcome(report, out_dir, files)
 
 
 def publish_artifacts(report: StageReport) -> None:
     key = artifact_key(f"neuroerp-ci-{report.stage}")
+    report = redact_data(report)  # artifacts are kept in Prefect's database
     create_markdown_artifact(
-        key=f"{key}-summary", markdown=markdown_summary(report), description=report.summary
+        key=f"{key}-summary", markdown=redact(markdown_summary(report)), description=report.summary
     )
     create_table_artifact(
         key=f"{key}-outcomes",
-        table=outcome_rows(report),
+        table=redact_data(outcome_rows(report)),
         description=f"{report.stage} gate outcomes",
     )
 
 
 def final_state(report: StageReport, report_dir: str, message: str | None = None) -> State[Any]:
-    """Completed, Completed("CompletedWithWarnings") or Failed, with the summary as message."""
-    message = message or report.summary
-    if report.verdict is Verdict.FAIL:
+    """Completed, Completed("CompletedWithWarnings") or Failed, with the summary as message.
+
+    A run the history store refused is Failed whatever its verdict, and its summary (which
+    says so first) is the message: a verdict that was not recorded is no verdict.
+    """
+    message = redact(report.summary if report.recorded is False else message or report.summary)
+    if report.verdict is Verdict.FAIL or report.recorded is False:
         # No data: Prefect raises FailedRun(data or message), and the worker's log should end
         # with the verdict, not a folder name.
         return Failed(message=message)
@@ -309,23 +370,28 @@ def rollout(
         config: Path of the pipeline file (relative to the worker's working directory).
         stage: The stage with approval and hooks in the pipeline file.
         output_dir: Where the reports go (default: .neuroerp-ci/runs/<run id> in the project).
-        advisories: Offline OSV advisory mirror for pip-audit checks.
+        advisories: Offline OSV advisory mirror folder(s) for pip-audit checks, several
+            joined with os.pathsep.
         run_id: Run id for the reports and history (default: a new one).
         approval_poll_s: How often the paused run looks for the approval form's answer.
     """
+    install_log_redaction()
     try:
         pipeline = load_pipeline(config)
-        options = _options(pipeline, stage, version, output_dir, advisories, run_id)
+        wanted = _version(pipeline, version)
+        options = _options(pipeline, stage, wanted.id, output_dir, advisories, run_id)
         with _history(pipeline) as store:
-            decision = check_promotion(pipeline, stage, version, store, as_rollout=True)
+            decision = check_promotion(pipeline, stage, wanted.id, store, as_rollout=True)
             if not decision.allowed:
                 refused = _refuse(pipeline, options, decision, store)
                 publish_artifacts(refused.report)
                 _notify(pipeline, refused.report)
                 return final_state(refused.report, str(refused.output_dir))
-            report, stage_report = _roll_out(pipeline, options, store, approval_poll_s)
+            with pipeline_for_version(pipeline, wanted) as tested:
+                options = replace(options, identity=identity(wanted, pipeline, tested))
+                report, stage_report = _roll_out(tested, options, store, approval_poll_s)
     except NeuroErpCiError as exc:
-        return Failed(message=f"{stage}: FAIL — {exc}")
+        return Failed(message=redact(f"{stage}: FAIL — {exc}"))
     publish_rollout_artifacts(report)
     _notify(pipeline, stage_report, report)
     if report.verdict is Verdict.FAIL:
@@ -343,6 +409,8 @@ def _roll_out(
     out_dir = options.output_dir or default_output_dir(pipeline.project_dir, options.run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
+    # The hooks get only what they reference; the validation collects its own.
+    secrets = collect_secrets(pipeline, env, _load_secret, stage=options.stage, target=False)
     ctx = HookContext(
         project_dir=pipeline.project_dir,
         python=_python(pipeline),
@@ -350,10 +418,11 @@ def _roll_out(
         version=options.version,
         run_id=options.run_id,
         log_dir=out_dir / "hooks",
-        env=env,
+        env=secrets.child_env(env),
         allowed_hosts=tuple(pipeline.target.allowed_hosts),
+        secrets=secrets.values,
     )
-    with httpx.Client() as client:
+    with guarded_client(pipeline.target.allowed_hosts) as client:
 
         def validate() -> StageReport:
             return run_stage(pipeline, options, PrefectExecutor(), _observer, store=store).report
@@ -367,25 +436,40 @@ def _roll_out(
             validate=validate,
             hooks=TaskHooks(HookRunner(ctx, client)),
             canary=lambda spec: compare_canary(spec, client, pipeline.target.allowed_hosts),
+            lock=RolloutLock(
+                store.rollout_locks(),
+                pipeline.stage(options.stage).lock or LockSpec(),
+                options.stage,
+                pipeline.target.name,
+                options.run_id,
+                _flow_run_label(),
+            ),
         )
+    report = redact_data(report)  # hook reasons quote the hooks' output
     stage_report = report.validation
     if stage_report is None:  # stopped before validation: record why, as a FAIL run
-        stage_report = rollout_stage_report(report)
-        write_reports(stage_report, out_dir)
-        store.finish_run(stage_report)
-    (out_dir / "rollout.json").write_text(render_rollout_json(report), encoding="utf-8")
-    (out_dir / "rollout.md").write_text(render_rollout_markdown(report), encoding="utf-8")
+        stage_report, _files = write_and_record(rollout_stage_report(report), out_dir, store)
+    write_atomically(out_dir / "rollout.json", render_rollout_json(report))  # redacts
+    write_atomically(out_dir / "rollout.md", render_rollout_markdown(report))
     return report, stage_report
 
 
+def _flow_run_label() -> str:
+    """'flow run <name> <id>': how a person finds the rollout that holds a lock."""
+    from prefect.runtime import flow_run
+
+    return f"flow run {flow_run.name} {flow_run.id}" if flow_run.id else ""
+
+
 def _python(pipeline: Pipeline) -> str:
-    return expand(pipeline.target.python, {"python": sys.executable})
+    return pipeline_interpreter(pipeline).path
 
 
 def publish_rollout_artifacts(report: RolloutReport) -> None:
     key = artifact_key(f"neuroerp-ci-{report.stage}-rollout")
+    report = redact_data(report)
     create_markdown_artifact(
-        key=key, markdown=render_rollout_markdown(report), description=report.summary
+        key=key, markdown=redact(render_rollout_markdown(report)), description=report.summary
     )
     if report.validation is not None:
         publish_artifacts(report.validation)
@@ -431,12 +515,14 @@ def release(
         stages: The stages in order (default: the pipeline's requires chain, e.g.
             development, staging, production).
         output_dir: A folder for the reports; each stage writes into a subfolder.
-        advisories: Offline OSV advisory mirror for pip-audit checks.
+        advisories: Offline OSV advisory mirror folder(s) for pip-audit checks, several
+            joined with os.pathsep.
         approval_poll_s: How often a paused rollout looks for the approval form's answer.
     """
     try:
         pipeline = load_pipeline(config)
         chain = release_chain(pipeline, stages)
+        version = _version(pipeline, version).id  # one identity for every stage of it
     except NeuroErpCiError as exc:
         return Failed(message=f"release {version}: FAIL — {exc}")
     if not chain:

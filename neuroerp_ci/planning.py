@@ -1,13 +1,66 @@
-"""``neuroerp-ci plan``: what a stage will run, in which order and what may run at once."""
+"""``neuroerp-ci plan`` and ``validate``: what a stage will run, in which order, what may run
+at once, and the conditions that will decide its verdict (the kinds' defaults marked)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from neuroerp_ci.checks import KINDS
 from neuroerp_ci.config import Pipeline
 from neuroerp_ci.dag import critical_path, layers, mermaid
+from neuroerp_ci.gates.conditions import DEFAULT_MARK, describe
+from neuroerp_ci.model import Severity
+
+# "stage": written in the stage; "default": the check kind's default condition;
+# "completed": the implicit condition of a check with neither (it must have run).
+Source = Literal["stage", "default", "completed"]
+
+
+@dataclass(frozen=True)
+class PlannedCondition:
+    """One condition that will gate the stage, and where it comes from."""
+
+    check: str
+    kind: str
+    condition: str  # as the outcome will name it: "failed <= 0 (default)", "completed"
+    severity: str
+    source: Source
+    note: str = ""  # for "completed": why it is the only condition
+
+    def to_text(self) -> str:
+        where = {"stage": "", "default": f"; default of {self.kind}", "completed": "; implicit"}
+        note = f": {self.note}" if self.note else ""
+        return f"  {self.check}: {self.condition} [{self.severity}{where[self.source]}{note}]"
+
+
+def stage_conditions(pipeline: Pipeline, stage_name: str) -> list[PlannedCondition]:
+    """Every condition of a stage, check by check, as the gate will evaluate them."""
+    stage = pipeline.stage(stage_name)
+    planned: list[PlannedCondition] = []
+    for check_id, (conditions, default) in stage.conditions_by_check().items():
+        check = pipeline.checks[check_id]
+        priority = Severity.for_priority(check.priority).value
+        for cond in conditions:
+            text = describe(cond)[0] + (DEFAULT_MARK if default else "")
+            severity = cond.severity.value if cond.severity else priority
+            source: Source = "default" if default else "stage"
+            planned.append(PlannedCondition(check_id, check.kind, text, severity, source))
+        if not conditions:
+            kind = KINDS[check.kind]
+            note = kind.completed_means
+            if kind.default_conditions(check.settings):
+                note = "default_conditions = false"
+            planned.append(
+                PlannedCondition(check_id, check.kind, "completed", priority, "completed", note)
+            )
+    return planned
+
+
+def conditions_text(pipeline: Pipeline, stage_name: str) -> list[str]:
+    """``Conditions of stage X:`` and one line per condition."""
+    lines = [f"Conditions of stage {stage_name}:"]
+    return lines + [c.to_text() for c in stage_conditions(pipeline, stage_name)]
 
 
 @dataclass(frozen=True)
@@ -18,6 +71,7 @@ class StagePlan:
     critical_path: list[str]
     critical_path_s: float
     mermaid: str
+    conditions: list[PlannedCondition]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -29,6 +83,9 @@ class StagePlan:
             "",
             f"Critical path (~{self.critical_path_s:g} s by estimate or timeout): "
             + " -> ".join(self.critical_path),
+            "",
+            "Conditions:",
+            *(c.to_text() for c in self.conditions),
             "",
             "Mermaid:",
             self.mermaid,
@@ -51,4 +108,5 @@ def stage_plan(pipeline: Pipeline, stage_name: str) -> StagePlan:
         critical_path=path.checks,
         critical_path_s=path.duration_s,
         mermaid=mermaid(graph, {c.id: f"{c.title} ({c.kind})" for c in checks}),
+        conditions=stage_conditions(pipeline, stage_name),
     )

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 
 from neuroerp_ci.checks import Check
 from neuroerp_ci.model import CheckResult, CheckStatus
+from neuroerp_ci.secrets import redact
 
 _MARK = {
     CheckStatus.OK: "[green]✔[/]",
@@ -64,7 +65,7 @@ class ConsoleProgress:
                 self._progress.advance(self._overall)
             self._progress.console.print(
                 f"{_MARK[result.status]} {check.id:<22} {result.status.value:<7} "
-                f"{result.duration_s:6.1f} s  {result.reason}",
+                f"{result.duration_s:6.1f} s  {redact(result.reason)}",
                 soft_wrap=True,
                 markup=True,
                 highlight=False,

@@ -2,6 +2,8 @@
 
 The sequence (:func:`run_rollout`)::
 
+    lock ────── held by another run (refuse / waited) ─> FAIL (nothing deployed)
+       │
     approval ── rejected / timed out ──────────────────> FAIL (nothing deployed)
        │
     backup ──── hook error ────────────────────────────> FAIL (nothing deployed)
@@ -11,7 +13,16 @@ The sequence (:func:`run_rollout`)::
     switch ──── hook error ──┤
     validation ─ FAIL ───────┴─> rollback (once) ──────> FAIL, "rolled back"
        │                              └─ rollback error ─> FAIL, "ROLLBACK FAILED: ..."
-    PASS / WARN
+    PASS / WARN          ... and in every case: release the lock
+
+The rollout lock (:class:`RolloutLock`, a row in the history store per stage and target) is
+taken before anyone is asked to approve and held to the end, rollback included, with a lease
+renewed while the run lives. So a second rollout started while the first waits for approval
+is refused at once, or waits for the lock (``[stages.<name>] lock = "wait"``), before it asks
+anyone. The lock is confirmed again after the approval and before a canary's ``switch``: a
+run that lost it (the store unreachable until the lease ran out, then another run took it)
+fails there, before backup and deploy, or rolls its canary back. Prefect's deployment
+concurrency limit cannot do this: it frees the slot while a run is paused for approval.
 
 How a person approves, how checks run and how hooks are called are passed in: the Prefect
 adapter (:mod:`neuroerp_ci.orchestration`) pauses the flow run for typed input, runs the
@@ -37,15 +48,19 @@ import httpx
 from neuroerp_ci.config import Pipeline, Stage
 from neuroerp_ci.errors import ConfigError, NeuroErpCiError, TargetError, ToolError
 from neuroerp_ci.gates.statistics import compare_samples
+from neuroerp_ci.hosts import LOOPBACK_HOSTS, ensure_allowed, guarded_client
 from neuroerp_ci.model import Outcome, OutcomeStatus, Severity, StageReport, Verdict
 from neuroerp_ci.placeholders import expand, expand_all
-from neuroerp_ci.stage_rules import CanarySpec, HookSpec
-from neuroerp_ci.target import ensure_allowed
+from neuroerp_ci.secrets import redact
+from neuroerp_ci.stage_rules import CanarySpec, HookSpec, LockSpec
+from neuroerp_ci.store import Lease, LeaseRenewer, LockAttempt, LockTable, StoreError
+from neuroerp_ci.store.locks import iso_utc
 from neuroerp_ci.tooling import describe, run_tool
 
 logger = logging.getLogger(__name__)
 
 ROLLOUT_CHECK = "rollout"  # the ``check`` of the outcomes a rollout reports itself
+LOCK_STEP = "lock"
 _TAIL = 300
 
 
@@ -100,6 +115,149 @@ def approval_problem(request: ApprovalRequest, answer: Approval) -> str | None:
     if request.approvers and who not in request.approvers:
         return f"{who!r} approved but is not one of the approvers {list(request.approvers)}"
     return None
+
+
+# --- the rollout lock -----------------------------------------------------------------------
+
+
+@dataclass
+class LockOutcome:
+    """What the rollout lock did, for the report: taken (maybe after waiting, maybe over an
+    expired lease) or not, and which other run held it."""
+
+    acquired: bool
+    mode: str  # refuse | wait
+    reason: str
+    lease_s: float
+    waited_s: float = 0.0
+    holder_run_id: str | None = None  # the other run: refused by, waited for, or taken over from
+    holder_label: str = ""
+    holder_since: str | None = None
+    took_over: bool = False  # from holder_*, whose lease had expired (it crashed)
+    released: str = ""  # how it ended: "released at ...", or why it could not be
+
+
+class RolloutLock:
+    """The rollout lock of one stage and target for one run: take, confirm, release.
+
+    :meth:`acquire` refuses or waits as ``spec`` says and then renews the lease in a thread
+    until :meth:`release`. ``sleep`` and ``monotonic`` are the waiting's clock (tests).
+    """
+
+    def __init__(
+        self,
+        table: LockTable,
+        spec: LockSpec,
+        stage: str,
+        target: str,
+        run_id: str,
+        label: str = "",
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._table = table
+        self._spec = spec
+        self._stage, self._target, self._run_id, self._label = stage, target, run_id, label
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._lease: Lease | None = None
+        self._renewer: LeaseRenewer | None = None
+
+    def acquire(self) -> LockOutcome:
+        """Take the lock, waiting for it in ``wait`` mode; a store error is not a lock."""
+        spec, what = self._spec, f"the {self._stage} rollout lock of {self._target}"
+        started = self._monotonic()
+        logged = False
+        while True:
+            waited = round(self._monotonic() - started, 3)
+            try:
+                attempt = self._table.try_acquire(
+                    self._stage, self._target, self._run_id, self._label, spec.lease_s
+                )
+            except StoreError as exc:
+                reason = f"could not take {what}: {exc}"
+                return LockOutcome(False, spec.mode, reason, spec.lease_s, waited)
+            if attempt.lease is not None:
+                return self._taken(attempt, attempt.lease, waited, what)
+            holder = attempt.holder
+            outcome = LockOutcome(
+                False,
+                spec.mode,
+                "",
+                spec.lease_s,
+                waited,
+                holder_run_id=holder.run_id,
+                holder_label=holder.label,
+                holder_since=iso_utc(holder.acquired_at),
+            )
+            if spec.mode == "refuse":
+                outcome.reason = (
+                    f"another {self._stage} rollout of {self._target} holds the rollout "
+                    f"lock: {holder.describe()}"
+                )
+                return outcome
+            if waited >= spec.wait_timeout_s:
+                outcome.reason = (
+                    f"another {self._stage} rollout of {self._target} still holds the "
+                    f"rollout lock after {waited:.0f} s of waiting: {holder.describe()}"
+                )
+                return outcome
+            if not logged:
+                logger.warning(
+                    "waiting up to %.0f s for %s, held by %s",
+                    spec.wait_timeout_s,
+                    what,
+                    holder.describe(),
+                )
+                logged = True
+            self._sleep(min(spec.poll_s, max(spec.wait_timeout_s - waited, 0.0)))
+
+    def _taken(self, attempt: LockAttempt, lease: Lease, waited: float, what: str) -> LockOutcome:
+        self._lease = lease
+        self._renewer = LeaseRenewer(lambda: self._table.renew(lease), lease.lease_s)
+        self._renewer.start()
+        mine = attempt.holder
+        reason = f"took {what} at {iso_utc(mine.acquired_at)} (lease {lease.lease_s:g} s)"
+        outcome = LockOutcome(True, self._spec.mode, reason, lease.lease_s, waited)
+        if waited > 0:
+            outcome.reason += f" after waiting {waited:.0f} s"
+        old = attempt.took_over
+        if old is not None:
+            outcome.reason += (
+                f", taking it over from {old.describe()}, whose lease expired at "
+                f"{iso_utc(old.expires_at)}"
+            )
+            outcome.holder_run_id, outcome.holder_label = old.run_id, old.label
+            outcome.holder_since, outcome.took_over = iso_utc(old.acquired_at), True
+        return outcome
+
+    def check(self) -> str | None:
+        """None while this run holds the lock (renewed just now), else why it does not."""
+        if self._lease is None or self._renewer is None:
+            return "this run does not hold the rollout lock"
+        if self._renewer.lost is not None:
+            return f"the rollout lock was lost: {self._renewer.lost}"
+        try:
+            held = self._table.renew(self._lease)
+        except StoreError as exc:
+            return f"could not confirm the rollout lock: {exc}"
+        return None if held else "the rollout lock was lost: another run took it over"
+
+    def release(self) -> str:
+        """Stop renewing and give the lock up; never raises (the lease expires anyway)."""
+        if self._lease is None or self._renewer is None:
+            return ""
+        self._renewer.stop()
+        lease, self._lease = self._lease, None
+        try:
+            released = self._table.release(lease)
+        except StoreError as exc:
+            logger.error("could not release the rollout lock: %s", exc)
+            return f"NOT released ({exc}); it expires {lease.lease_s:g} s after its last renewal"
+        if not released:
+            return "not held any more at the end: another run had taken it over"
+        return f"released at {_now()}"
 
 
 # --- steps and the record -------------------------------------------------------------------
@@ -159,6 +317,7 @@ class RolloutReport:
     canary: CanaryResult | None = None
     validation: StageReport | None = None
     rollback: str = "not needed"  # "not needed" | "rolled back" | "FAILED" | "no hook"
+    lock: LockOutcome | None = None
 
     def step(self, name: str) -> StepResult | None:
         found = [s for s in self.steps if s.step == name]
@@ -175,6 +334,7 @@ class RolloutReport:
             "summary": self.summary,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "lock": asdict(self.lock) if self.lock else None,
             "approval": asdict(self.approval) if self.approval else None,
             "steps": [{**asdict(s), "status": s.status.value} for s in self.steps],
             "canary": asdict(self.canary) if self.canary else None,
@@ -199,6 +359,9 @@ def render_rollout_markdown(report: RolloutReport) -> str:
     """A short Markdown account: verdict, approval, one row per step."""
     lines = [f"# {report.stage} rollout of {report.version}: {report.verdict.value}", ""]
     lines += [report.summary, ""]
+    if report.lock is not None:
+        released = f"; {report.lock.released}" if report.lock.released else ""
+        lines += [f"Lock: {report.lock.reason}{released}", ""]
     if report.approval is not None:
         a = report.approval
         answer = "timed out" if a.timed_out else ("approved" if a.approved else "rejected")
@@ -259,7 +422,8 @@ class HookContext:
     run_id: str
     log_dir: Path
     env: Mapping[str, str] = field(default_factory=dict)
-    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    secrets: Mapping[str, str] = field(default_factory=dict)  # {env:NAME} values, never shown
 
 
 class HookCaller(Protocol):
@@ -322,7 +486,11 @@ class HookRunner:
         )
 
     def _values(self) -> dict[str, str]:
-        return {"python": self._ctx.python, "project": str(self._ctx.project_dir)}
+        return {
+            **self._ctx.secrets,
+            "python": self._ctx.python,
+            "project": str(self._ctx.project_dir),
+        }
 
     def _identity(self, name: str) -> dict[str, str]:
         ctx = self._ctx
@@ -351,7 +519,7 @@ class HookRunner:
     def _http(self, name: str, spec: HookSpec, log: Path) -> str:
         url = spec.url or ""
         body = None if spec.method == "GET" else {**spec.body, **self._identity(name)}
-        client = self._client or httpx.Client()
+        client = self._client or guarded_client(self._ctx.allowed_hosts)
         try:
             response = client.request(spec.method, url, json=body, timeout=spec.timeout_s)
         except httpx.HTTPError as exc:
@@ -371,7 +539,7 @@ class HookRunner:
 
 def _append(path: Path, text: str) -> None:
     with path.open("a", encoding="utf-8") as fh:
-        fh.write(text)
+        fh.write(redact(text))  # a hook may print its whole environment
 
 
 # --- canary ---------------------------------------------------------------------------------
@@ -519,21 +687,50 @@ def run_rollout(
     validate: Validator,
     hooks: HookCaller,
     canary: CanaryJudge | None = None,
+    lock: RolloutLock | None = None,
 ) -> RolloutReport:
     """Run the rollout of ``stage_name`` for ``version``; never raises for a failed step.
 
-    Raises :class:`ConfigError` (before anything happens) for a plan that cannot work.
+    With ``lock``, nothing happens (no approval is asked) unless the lock is taken, and it is
+    released on every way out. Raises :class:`ConfigError` (before anything happens) for a
+    plan that cannot work.
     """
     stage = pipeline.stage(stage_name)
     check_rollout_plan(pipeline, stage)
     report = RolloutReport(stage.name, version, pipeline.target.name, run_id, _now())
+    if lock is None:
+        return _steps(report, stage, approve, validate, hooks, canary, None)
+    failure = _lock(report, lock)
+    if failure is not None:
+        return _finish(report, Verdict.FAIL, f"{failure}; nothing deployed, no rollback needed")
+    try:
+        return _steps(report, stage, approve, validate, hooks, canary, lock)
+    finally:
+        released = lock.release()
+        if report.lock is not None:
+            report.lock.released = released
+
+
+def _steps(
+    report: RolloutReport,
+    stage: Stage,
+    approve: Approver,
+    validate: Validator,
+    hooks: HookCaller,
+    canary: CanaryJudge | None,
+    lock: RolloutLock | None,
+) -> RolloutReport:
+    version = report.version
     failure = _approve(report, stage, approve)
+    if failure is None:
+        # The approval may have taken hours: still ours before anything changes?
+        failure = _confirm_lock(report, lock, "backup and deploy")
     specs = stage.hooks
     if failure is None and specs is not None and specs.backup is not None:
         failure = _hook(report, hooks, "backup", specs.backup)
     if failure is not None:
         return _finish(report, Verdict.FAIL, f"{failure}; nothing deployed, no rollback needed")
-    failure = _deploy(report, stage, hooks, canary)
+    failure = _deploy(report, stage, hooks, canary, lock)
     if failure is None:
         failure = _validate(report, validate)
     if failure is None:
@@ -543,6 +740,30 @@ def run_rollout(
         who = f" (approved by {report.approval.approver})" if report.approval else ""
         return _finish(report, verdict, f"{version} deployed{who}; validation: {shown}")
     return _roll_back(report, stage, hooks, failure)
+
+
+def _lock(report: RolloutReport, lock: RolloutLock) -> str | None:
+    started = time.perf_counter()
+    outcome = lock.acquire()
+    report.lock = outcome
+    took = round(time.perf_counter() - started, 3)
+    status = StepStatus.OK if outcome.acquired else StepStatus.FAILED
+    report.steps.append(StepResult(LOCK_STEP, status, outcome.reason, took))
+    if outcome.acquired:
+        return None
+    logger.warning("%s rollout of %s: %s", report.stage, report.version, outcome.reason)
+    return outcome.reason
+
+
+def _confirm_lock(report: RolloutReport, lock: RolloutLock | None, before: str) -> str | None:
+    """Why the rollout must not go on to ``before`` (it lost its lock), or None."""
+    lost = lock.check() if lock is not None else None
+    if lost is None:
+        return None
+    reason = f"{lost}; {before} not started"
+    report.steps.append(StepResult(LOCK_STEP, StepStatus.FAILED, reason))
+    logger.error("%s rollout of %s: %s", report.stage, report.version, reason)
+    return reason
 
 
 def _approve(report: RolloutReport, stage: Stage, approve: Approver) -> str | None:
@@ -577,7 +798,11 @@ def _hook(report: RolloutReport, hooks: HookCaller, name: str, spec: HookSpec) -
 
 
 def _deploy(
-    report: RolloutReport, stage: Stage, hooks: HookCaller, canary: CanaryJudge | None
+    report: RolloutReport,
+    stage: Stage,
+    hooks: HookCaller,
+    canary: CanaryJudge | None,
+    lock: RolloutLock | None,
 ) -> str | None:
     specs = stage.hooks
     if specs is None or specs.deploy is None:
@@ -596,6 +821,8 @@ def _deploy(
         took = round(time.perf_counter() - started, 3)
         report.steps.append(StepResult("canary", status, result.reason, took))
         failure = None if result.passed else f"canary failed: {result.reason}"
+    if failure is None and specs.switch is not None:
+        failure = _confirm_lock(report, lock, "switch")
     if failure is None and specs.switch is not None:
         failure = _hook(report, hooks, "switch", specs.switch)
     return failure

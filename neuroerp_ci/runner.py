@@ -8,7 +8,6 @@ progress goes to a :class:`RunObserver` that only the CLI gives a face.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,13 +20,29 @@ from typing import Generic, Protocol, TypeVar
 from neuroerp_ci.checks import KINDS, Check, CheckContext, execute_check, skipped
 from neuroerp_ci.config import Pipeline
 from neuroerp_ci.dag import order
-from neuroerp_ci.errors import TargetError
+from neuroerp_ci.errors import ConfigError, SetupError, TargetError
 from neuroerp_ci.gates import NO_BASELINES, BaselineProvider, decide, evaluate_stage, summarize
+from neuroerp_ci.interpreter import Interpreter, find_interpreter, interpreter_outcome
 from neuroerp_ci.model import CheckResult, CheckStatus, StageReport
-from neuroerp_ci.placeholders import expand
 from neuroerp_ci.reports.writer import default_output_dir, new_run_id, write_reports
+from neuroerp_ci.secrets import (
+    RunSecrets,
+    SecretLoader,
+    collect_secrets,
+    redact,
+    redact_data,
+    redact_tree,
+)
 from neuroerp_ci.store import HistoryStore, StoreError, environment_fingerprint
-from neuroerp_ci.target import TargetInfo, check_health, target_session
+from neuroerp_ci.target import (
+    TargetInfo,
+    Workspace,
+    check_health,
+    prepared_workspace,
+    setup_outcome,
+    target_session,
+)
+from neuroerp_ci.tooling import ProcessScope, process_scope, stop_reason
 
 H = TypeVar("H")
 ADVISORIES_ENV = "NEUROERP_CI_ADVISORIES"
@@ -88,8 +103,12 @@ class RunOptions:
     version: str = ""
     output_dir: Path | None = None
     run_id: str = ""
-    advisories: Path | None = None  # offline OSV mirror; overrides env and pipeline file
+    advisories: tuple[Path, ...] = ()  # offline OSV mirror folders; override env and file
     env: Mapping[str, str] | None = None  # the caller's environment (default: os.environ)
+    load_secret: SecretLoader | None = None  # reads {secret:BLOCK} (Prefect Secret blocks)
+    # How the version was found and which tree was tested (see versioning / checkout); the
+    # runner adds the interpreter. Reports and the history record it as ``tested``.
+    identity: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,8 +129,10 @@ def run_stage(
 
     With a history ``store`` the run is recorded: a ``running`` row before the checks start,
     baselines for the gate from the stage's earlier runs, and the whole run (one transaction)
-    once the reports are written. A run that stops with an exception is marked ``aborted``;
-    one that is killed stays ``running``, and neither ever becomes a baseline.
+    once the reports are written (see :func:`write_and_record`: a run the store refuses is
+    reported "not recorded"). A run that stops with an exception, SIGINT or SIGTERM is marked
+    ``aborted``, after its tools were killed and its target stopped; one that is killed stays
+    ``running``, and neither ever becomes a baseline.
     """
     observer = observer or NullObserver()
     stage = pipeline.stage(options.stage)
@@ -119,22 +140,44 @@ def run_stage(
     out_dir = options.output_dir or default_output_dir(pipeline.project_dir, run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = dict(options.env if options.env is not None else os.environ)
+    # Before anything starts: a missing secret is a ConfigError; from here on every secret is
+    # redacted, and no child process inherits one it was not granted.
+    secrets = stage_secrets(pipeline, stage.name, env, options.load_secret)
+    child_env = secrets.child_env(env)
     started_at, started = _now(), time.perf_counter()
     checks = [pipeline.checks[c] for c in stage.checks]
     needs_target = any(KINDS[c.kind].needs_target_for(c) for c in checks)
+    interpreter = pipeline_interpreter(pipeline)
+    tested = tested_identity(options, interpreter, pipeline.target.workdir)
     if store is not None:
         store.begin_run(
             run_id,
             stage.name,
             pipeline.target.name,
             options.version,
-            environment_fingerprint(),
+            {**environment_fingerprint(), "tested": tested},
             started_at,
         )
     try:
-        with _target(pipeline, env, out_dir, needs_target) as target:
-            base_ctx = _context(pipeline, options, env, target, out_dir)
-            results = run_checks(checks, base_ctx, target, executor, observer)
+        # Left by an exception, the scope kills the checks' tools first, then the target stops.
+        # Setup runs first, in the project or its scratch copy (removed last), whatever the
+        # checks need: it prepares what the target and the test suites use.
+        values = {"python": interpreter.path, "project": str(pipeline.project_dir)}
+        values.update(secrets.values)  # {env:NAME} / {secret:BLOCK} in target env/start/setup
+        with (
+            prepared_workspace(
+                pipeline.target, pipeline.project_dir, values, child_env, out_dir / "setup"
+            ) as work,
+            _target(pipeline, work, child_env, out_dir, needs_target) as target,
+            process_scope() as scope,
+        ):
+            base_ctx = _context(
+                pipeline, interpreter, options, child_env, target, out_dir, secrets.values
+            )
+            base_ctx = replace(base_ctx, project_dir=work.project_dir)
+            results = run_checks(
+                checks, base_ctx, target, executor, observer, grants=secrets.grants, scope=scope
+            )
         baselines: BaselineProvider = NO_BASELINES
         if store is not None:
             baselines = store.baseline_provider(
@@ -145,6 +188,11 @@ def run_stage(
                 exclude_run_id=run_id,
             )
         outcomes = evaluate_stage(stage, pipeline.checks, results, baselines)
+        if uses_interpreter(pipeline, checks, needs_target):
+            warning = interpreter_outcome(interpreter)
+            outcomes = [warning, *outcomes] if warning else outcomes
+        if work.error is not None:  # blocking whatever the checks' on_error policies say
+            outcomes = [setup_outcome(work.error), *outcomes]
         verdict = decide(outcomes)
         report = StageReport(
             run_id=run_id,
@@ -158,16 +206,71 @@ def run_stage(
             checks=[results[c.id] for c in checks],
             outcomes=outcomes,
             summary=summarize(stage.name, verdict, outcomes),
+            tested=tested,
         )
-        files = write_reports(report, out_dir)
+        report = redact_data(report)  # the reasons of outcomes and summary quote the checks
+        report, files = write_and_record(report, out_dir, store)
     except BaseException as exc:
         if store is not None:
             with suppress(StoreError):  # the original error is the one to report
-                store.abort_run(run_id, f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
+                store.abort_run(run_id, redact(stop_reason(exc)))
         raise
-    if store is not None:
-        store.finish_run(report)
+    finally:
+        # What the tools, setup and the target wrote themselves (reports, logs).
+        redact_tree(out_dir / "checks", out_dir / "setup", out_dir / "target.log")
     return StageOutcome(report, out_dir, files)
+
+
+def write_and_record(
+    report: StageReport, out_dir: Path, store: HistoryStore | None
+) -> tuple[StageReport, dict[str, Path]]:
+    """Write the reports, record the run in ``store``; the reports say whether it holds it.
+
+    Until the store has the run its reports say "not recorded"; when the store refuses it
+    (unreachable, full, broken) they stay so, with the reason, and the summary says it too,
+    since notifications and Prefect's final state quote the summary: a verdict the history
+    does not hold is never shown as one. Returns the report as finally written.
+    """
+    if store is None:
+        return report, write_reports(report, out_dir)
+    write_reports(replace(report, recorded=False), out_dir)
+    try:
+        store.finish_run(report)
+    except StoreError as exc:
+        report = not_recorded(report, str(exc))
+        with suppress(StoreError):  # a store that took the start may still take this
+            store.abort_run(report.run_id, f"not recorded: {exc}"[:500])
+    else:
+        report = replace(report, recorded=True)
+    return report, write_reports(report, out_dir)
+
+
+def not_recorded(report: StageReport, error: str) -> StageReport:
+    """``report`` marked as refused by the history store, its summary saying so first."""
+    return replace(
+        report,
+        recorded=False,
+        record_error=error,
+        summary=f"{report.stage}: NOT RECORDED — {error}; unrecorded verdict: {report.summary}",
+    )
+
+
+def stage_secrets(
+    pipeline: Pipeline,
+    stage: str,
+    env: Mapping[str, str],
+    load_secret: SecretLoader | None = None,
+    *,
+    resolve_blocks: bool = True,
+) -> RunSecrets:
+    """The secrets of a run of ``stage`` (:func:`~neuroerp_ci.secrets.collect_secrets`): what
+    its checks, and the target if one of them needs it or it has setup commands (which run
+    with its env), reference must resolve."""
+    checks = [pipeline.checks[c] for c in pipeline.stage(stage).checks]
+    target = bool(pipeline.target.setup) or any(KINDS[c.kind].needs_target_for(c) for c in checks)
+    return collect_secrets(
+        pipeline, env, load_secret, stage=stage, target=target, resolve_blocks=resolve_blocks
+    )
 
 
 def run_checks(
@@ -176,8 +279,14 @@ def run_checks(
     target: TargetInfo | TargetError | None,
     executor: CheckExecutor[H],
     observer: RunObserver,
+    grants: Mapping[str, Mapping[str, str]] | None = None,
+    scope: ProcessScope | None = None,
 ) -> dict[str, CheckResult]:
-    """Submit every check in dependency order; exclusive (measurement) checks run alone."""
+    """Submit every check in dependency order; exclusive (measurement) checks run alone.
+
+    ``grants``: check id -> environment variables only that check gets (``[secrets] grant``).
+    ``scope``: the run's process scope; once it is stopped, no check starts anything.
+    """
     by_id = {c.id: c for c in checks}
     exclusive = {c.id for c in checks if KINDS[c.kind].exclusive}
     handles: dict[str, H] = {}
@@ -185,7 +294,7 @@ def run_checks(
     for check_id in order({c.id: c.dependencies for c in checks}, exclusive):
         check = by_id[check_id]
         after = list(handles.values()) if check_id in exclusive else barrier
-        job = _job(check, base_ctx, target, observer)
+        job = _job(check, base_ctx, target, observer, (grants or {}).get(check_id, {}), scope)
         deps = [handles[d] for d in check.dependencies]
         handles[check_id] = executor.submit(check, job, deps, after)
         if check_id in exclusive:
@@ -198,13 +307,22 @@ def _job(
     base_ctx: CheckContext,
     target: TargetInfo | TargetError | None,
     observer: RunObserver,
+    granted: Mapping[str, str],
+    scope: ProcessScope | None = None,
 ) -> CheckJob:
     kind = KINDS[check.kind]
+    scope = scope or ProcessScope()
 
     def job(dep_results: Sequence[CheckResult]) -> CheckResult:
         observer.check_started(check)
         not_done = [r for r in dep_results if r.status is not CheckStatus.OK]
-        if not_done:
+        if scope.stopped is not None:
+            result = skipped(check, f"the run was stopped: {scope.stopped}")
+        elif isinstance(target, SetupError):  # what it would examine was not prepared
+            result = CheckResult(
+                check.id, check.kind, CheckStatus.ERROR, reason=f"not run: {target.headline}"
+            )
+        elif not_done:
             names = ", ".join(f"{r.check_id} ({r.status.value})" for r in not_done)
             result = skipped(check, f"dependency did not complete: {names}")
         elif kind.needs_target_for(check) and isinstance(target, TargetError):
@@ -212,8 +330,12 @@ def _job(
                 check.id, check.kind, CheckStatus.ERROR, reason=f"target not available: {target}"
             )
         else:
-            ctx = replace(base_ctx, work_dir=base_ctx.work_dir / check.id)
-            result = execute_check(kind, check, ctx)
+            env = {**base_ctx.env, **granted}
+            ctx = replace(base_ctx, work_dir=base_ctx.work_dir / check.id, env=env)
+            with scope.active():  # its tools die with the run
+                result = execute_check(kind, check, ctx)
+            redact_tree(ctx.work_dir)  # the tool's own outputs, at once
+        result = redact_data(result)  # before anyone sees it: console, Prefect, reports
         observer.check_finished(check, result)
         return result
 
@@ -222,20 +344,26 @@ def _job(
 
 @contextmanager
 def _target(
-    pipeline: Pipeline, env: dict[str, str], out_dir: Path, needed: bool
+    pipeline: Pipeline,
+    work: Workspace,
+    env: dict[str, str],
+    out_dir: Path,
+    needed: bool,
 ) -> Iterator[TargetInfo | TargetError | None]:
-    """The running (and healthy) target, the error that kept it from running, or None when
-    no check needs it."""
+    """The running (and healthy) target, the error that kept it from running (its setup's
+    included, a :class:`SetupError`), or None when no check needs it."""
+    if work.error is not None:
+        yield work.error
+        return
     if not needed:
         yield None
         return
-    values = {"python": _python(pipeline, env), "project": str(pipeline.project_dir)}
     with ExitStack() as stack:
         target: TargetInfo | TargetError
         try:
             target = stack.enter_context(
                 target_session(
-                    pipeline.target, values, env, out_dir / "target.log", pipeline.project_dir
+                    pipeline.target, work.values, env, out_dir / "target.log", work.project_dir
                 )
             )
             if pipeline.target.start is None and target.health_url:
@@ -247,10 +375,12 @@ def _target(
 
 def _context(
     pipeline: Pipeline,
+    interpreter: Interpreter,
     options: RunOptions,
     env: dict[str, str],
     target: TargetInfo | TargetError | None,
     out_dir: Path,
+    secrets: Mapping[str, str] | None = None,
 ) -> CheckContext:
     check_env = dict(env)
     base_url = target.base_url if isinstance(target, TargetInfo) else None
@@ -259,27 +389,73 @@ def _context(
     return CheckContext(
         project_dir=pipeline.project_dir,
         work_dir=out_dir / "checks",
-        python=_python(pipeline, env),
+        python=interpreter.path,
         env=check_env,
         base_url=base_url,
         allowed_hosts=tuple(pipeline.target.allowed_hosts),
         advisories=resolve_advisories(options.advisories, env, pipeline.advisories),
+        secrets=dict(secrets or {}),
     )
 
 
 def resolve_advisories(
-    explicit: Path | None, env: Mapping[str, str], from_pipeline: Path | None
-) -> Path | None:
-    """The offline advisory mirror: ``--advisories``, then the environment, then the file."""
-    if explicit is not None:
-        return explicit.resolve()
+    explicit: Sequence[Path], env: Mapping[str, str], from_pipeline: Sequence[Path]
+) -> tuple[Path, ...]:
+    """The offline advisory mirror folders: ``--advisories``, then the environment (several
+    joined with ``os.pathsep``), then the pipeline file; () = the live service."""
+    if explicit:
+        return tuple(p.resolve() for p in explicit)
     if env.get(ADVISORIES_ENV):
-        return Path(env[ADVISORIES_ENV]).resolve()
-    return from_pipeline
+        return tuple(p.resolve() for p in split_mirrors(env[ADVISORIES_ENV]))
+    return tuple(from_pipeline)
 
 
-def _python(pipeline: Pipeline, env: Mapping[str, str]) -> str:
-    return expand(pipeline.target.python, {"python": sys.executable})
+def split_mirrors(joined: str | None) -> tuple[Path, ...]:
+    """``/a:/b`` (``os.pathsep``) -> the mirror folders; empty parts are left out."""
+    return tuple(Path(part) for part in (joined or "").split(os.pathsep) if part.strip())
+
+
+def pipeline_interpreter(pipeline: Pipeline) -> Interpreter:
+    """The interpreter the pipeline's checks run on (``target.python``, a project venv, or
+    neuroerp-ci's own); one that cannot run is an error in the pipeline file."""
+    target = pipeline.target
+    try:
+        return find_interpreter(
+            target.python, "python" in target.model_fields_set, pipeline.project_dir
+        )
+    except TargetError as exc:
+        raise ConfigError(pipeline.path, "target.python", str(exc)) from None
+
+
+def uses_interpreter(pipeline: Pipeline, checks: Sequence[Check], needs_target: bool) -> bool:
+    """Whether anything in the run runs on the target's interpreter: a test suite, an audit
+    of its environment, or a command (the target's and its setup's included) that names
+    ``{python}``."""
+    if needs_target and any("{python}" in arg for arg in pipeline.target.start or ()):
+        return True
+    if any("{python}" in arg for argv in pipeline.target.setup for arg in argv):
+        return True
+    return any(
+        KINDS[check.kind].runs_target_python(check)
+        or "{python}" in repr(check.settings)
+        or any("{python}" in value for value in check.env.values())
+        for check in checks
+    )
+
+
+def tested_identity(
+    options: RunOptions, interpreter: Interpreter, workdir: str = "project"
+) -> dict[str, str]:
+    """What this run tested: the version and how it was found, where, and the interpreter."""
+    return {
+        "version": options.version,
+        **dict(options.identity or {}),
+        "workdir": "a scratch copy" if workdir == "scratch" else "the project folder",
+        "python": interpreter.path,
+        "python_version": interpreter.version,
+        "python_prefix": interpreter.prefix,
+        "python_source": interpreter.source,
+    }
 
 
 def _now() -> str:

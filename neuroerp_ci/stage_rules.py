@@ -17,6 +17,10 @@ Example::
     deploy = { url = "http://127.0.0.1:9000/deploy", retries = 2 }
     rollback = { argv = ["{python}", "ops/rollback.py"], timeout_s = 300 }
 
+    [stages.production.lock]          # optional; the default is mode = "refuse"
+    mode = "wait"
+    wait_timeout_s = 1800
+
     [notify]
     metrics_file = ".neuroerp-ci/metrics/neuroerp_ci.prom"
 """
@@ -24,9 +28,10 @@ Example::
 from __future__ import annotations
 
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from neuroerp_ci.hosts import http_url_problem
 
 HOOK_NAMES = ("backup", "deploy", "switch", "rollback")
 WEBHOOK_ENV = "NEUROERP_CI_WEBHOOK_URL"
@@ -37,8 +42,9 @@ class _Strict(BaseModel):
 
 
 def _http_url(value: str | None) -> str | None:
-    if value is not None and urlsplit(value).scheme not in ("http", "https"):
-        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    problem = http_url_problem(value) if value is not None else None
+    if problem:
+        raise ValueError(f"must be an http:// or https:// URL: {problem}")
     return value
 
 
@@ -120,6 +126,29 @@ class CanarySpec(_Strict):
     @classmethod
     def _urls(cls, value: str) -> str:
         return _http_url(value) or value
+
+
+class LockSpec(_Strict):
+    """One rollout of a stage and target at a time: the rollout lock in the history store.
+
+    A rollout takes the lock before it asks for approval and holds it to its end (after any
+    rollback). A second rollout of the same stage and target meanwhile is refused at once
+    (``mode = "refuse"``, the default: FAIL, nothing deployed, naming the run that holds it)
+    or waits up to ``wait_timeout_s`` for it (``mode = "wait"``), then fails the same way.
+    The holder renews a lease of ``lease_s`` while it lives; a run that crashed stops
+    renewing, and once its lease ran out the next rollout takes the lock over.
+    ``lock = "wait"`` is short for ``lock = { mode = "wait" }``.
+    """
+
+    mode: Literal["refuse", "wait"] = "refuse"
+    wait_timeout_s: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
+    poll_s: float = Field(default=5.0, gt=0, le=600)  # how often a waiting rollout looks again
+    lease_s: float = Field(default=60.0, ge=5, le=3600)  # renewed every lease_s / 3
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"mode": value} if isinstance(value, str) else value
 
 
 NotifyOn = Literal["PASS", "WARN", "FAIL"]

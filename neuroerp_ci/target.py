@@ -11,17 +11,24 @@ With ``start`` set, the command runs in its own session (process group) with its
 timeout passes. Leaving the block, however it is left (exception, KeyboardInterrupt),
 sends SIGTERM to the whole group, waits ``stop_timeout``, then SIGKILLs what is left.
 Every URL is checked against ``allowed_hosts`` before anything is contacted.
+
+Before the target (and before any check), :func:`prepared_workspace` gives the folder the
+stage runs in: the project itself, or with ``workdir = "scratch"`` a copy of it removed
+afterwards (:mod:`neuroerp_ci.workdir`); then it runs the ``setup`` commands there, in order,
+each with ``setup_timeout`` and the target's environment, its output in
+``<run folder>/setup/<n>-<name>.log``. A failing one is a :class:`SetupError`: no check runs.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,17 +36,23 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from neuroerp_ci.errors import TargetError
+from neuroerp_ci.errors import SetupError, TargetError
+from neuroerp_ci.hosts import LOOPBACK_HOSTS, ensure_allowed, guarded_client, parse_http_url
+from neuroerp_ci.model import Outcome, OutcomeStatus, Severity
 from neuroerp_ci.placeholders import expand, expand_all
-from neuroerp_ci.tooling import TAIL_CHARS, describe
+from neuroerp_ci.secrets import redact_tree
+from neuroerp_ci.tooling import TAIL_CHARS, describe, release_group, start_group
+from neuroerp_ci.workdir import scratch_copy
 
 if TYPE_CHECKING:  # config imports the check kinds, which import this module
     from neuroerp_ci.config import TargetSpec
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+__all__ = ["LOOPBACK_HOSTS", "ensure_allowed"]  # re-exported: the rule lives in hosts.py
 
 POLL_INTERVAL_S = 0.15
 HEALTH_REQUEST_TIMEOUT_S = 2.0
+SETUP_CHECK = "setup"  # the ``check`` of the outcome that fails a stage whose setup failed
+SETUP_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -75,21 +88,6 @@ def resolve_url(url_or_path: str, base_url: str | None, what: str = "URL") -> st
     return join_url(base_url, url_or_path)
 
 
-def ensure_allowed(url: str, allowed_hosts: Sequence[str], what: str = "URL") -> None:
-    """Raise TargetError unless ``url`` is http(s) and its host is in ``allowed_hosts``.
-
-    Called before any traffic, so a mistyped or hostile URL is never contacted.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise TargetError(f"{what} {url!r} is not an http:// or https:// URL")
-    host = (parts.hostname or "").lower()
-    if host not in {h.lower().strip("[]") for h in allowed_hosts}:
-        raise TargetError(
-            f"{what} host {host!r} ({url}) is not in allowed_hosts {list(allowed_hosts)}"
-        )
-
-
 def log_tail(log_path: Path | None, chars: int = TAIL_CHARS) -> str:
     """The end of the target's log on one line ("" when there is none)."""
     if log_path is None:
@@ -120,10 +118,13 @@ def wait_healthy(
     """
     if allowed_hosts is not None:
         ensure_allowed(url, allowed_hosts, "health URL")
+    try:  # without a list, the client may still reach the URL's own host only
+        hosts = list(allowed_hosts) if allowed_hosts is not None else [parse_http_url(url).host]
+    except ValueError as exc:
+        raise TargetError(f"health URL {exc}") from None
     deadline = time.monotonic() + timeout
     last = "no answer yet"
-    # trust_env=False: a proxy from the environment must not see (or redirect) our polls.
-    with httpx.Client(trust_env=False, follow_redirects=False) as client:
+    with guarded_client(hosts) as client:
         while True:
             if proc is not None and (code := _exit_code(proc)) is not None:
                 raise TargetError(
@@ -156,7 +157,7 @@ def check_health(info: TargetInfo, timeout: float = HEALTH_REQUEST_TIMEOUT_S) ->
         raise TargetError("target has no health_url or base_url to check")
     ensure_allowed(info.health_url, info.allowed_hosts, "health URL")
     try:
-        with httpx.Client(trust_env=False, follow_redirects=False) as client:
+        with guarded_client(info.allowed_hosts) as client:
             response = client.get(info.health_url, timeout=timeout)
     except httpx.HTTPError as exc:
         raise TargetError(
@@ -168,21 +169,29 @@ def check_health(info: TargetInfo, timeout: float = HEALTH_REQUEST_TIMEOUT_S) ->
         )
 
 
-def resolve_target(
-    spec: TargetSpec, values: Mapping[str, str]
-) -> tuple[TargetInfo, dict[str, str]]:
-    """URLs with placeholders expanded and hosts checked, plus the values used.
+def target_values(spec: TargetSpec, values: Mapping[str, str]) -> dict[str, str]:
+    """``values`` plus ``port`` and ``base_url`` as the target will have them.
 
     A free port is picked once when ``base_url``, ``start`` or ``health_url`` mention
-    ``{port}`` (and the caller did not give one).
+    ``{port}`` (and the caller did not give one): pass the result on to keep it.
     """
     values = dict(values)
     texts = [spec.base_url or "", spec.health_url or "", *(spec.start or [])]
     if "port" not in values and any("{port}" in t for t in texts):
         values["port"] = str(free_port())
-    base_url = expand(spec.base_url, values) if spec.base_url else None
+    if spec.base_url:
+        values["base_url"] = expand(spec.base_url, values)
+    return values
+
+
+def resolve_target(
+    spec: TargetSpec, values: Mapping[str, str]
+) -> tuple[TargetInfo, dict[str, str]]:
+    """URLs with placeholders expanded and hosts checked, plus the values used
+    (:func:`target_values`)."""
+    values = target_values(spec, values)
+    base_url = values.get("base_url") if spec.base_url else None
     if base_url is not None:
-        values["base_url"] = base_url
         ensure_allowed(base_url, spec.allowed_hosts, "base_url")
     health_url = base_url
     if spec.health_url:
@@ -217,7 +226,10 @@ def target_session(
     cwd = project_dir if project_dir is not None else Path(values.get("project", "."))
     proc = _start(argv, _target_env(spec, values, env), cwd, log_path)
     try:
-        wait_healthy(info.health_url, spec.start_timeout, proc, log_path=log_path)
+        wait_healthy(
+            info.health_url, spec.start_timeout, proc, log_path=log_path,
+            allowed_hosts=info.allowed_hosts,
+        )
         yield TargetInfo(
             info.base_url, info.health_url, proc.pid, log_path, info.allowed_hosts
         )
@@ -247,15 +259,15 @@ def _start(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:  # the child keeps its own descriptor
         try:
-            return subprocess.Popen(  # noqa: S603 - argument list, never a shell
+            # Own session (start_group): stopping signals the whole group, so no child outlives
+            # it; tracked, so it dies with neuroerp-ci even when that is SIGKILLed.
+            return start_group(
                 argv,
                 cwd=str(cwd),
                 env=dict(env),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                # Own session: stopping signals the whole group, so no child outlives it.
-                start_new_session=True,
             )
         except OSError as exc:
             raise TargetError(f"cannot start target {describe(argv)}: {exc}") from exc
@@ -275,6 +287,7 @@ def stop_process_group(proc: subprocess.Popen[bytes], stop_timeout: float) -> No
         time.sleep(0.05)
     # Whatever is left in the group (the leader ignoring SIGTERM, or its children) goes now.
     _signal_group(proc.pid, signal.SIGKILL)
+    release_group(proc)
     proc.wait()
 
 
@@ -309,3 +322,149 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+# --- the folder the stage runs in, and its setup --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where setup, the target and the checks run, and the placeholder values they share."""
+
+    project_dir: Path  # the project, or its scratch copy
+    values: Mapping[str, str]  # {python}, {project} (this folder), {port}, {base_url}, secrets
+    error: SetupError | None = None  # why nothing may run: the copy or a setup command failed
+
+
+@contextmanager
+def prepared_workspace(
+    spec: TargetSpec,
+    project_dir: Path,
+    values: Mapping[str, str],
+    env: Mapping[str, str],
+    log_dir: Path,
+) -> Iterator[Workspace]:
+    """The stage's folder (a scratch copy removed afterwards with ``workdir = "scratch"``),
+    once ``spec.setup`` ran there; a failure is the workspace's ``error``, never raised."""
+    with ExitStack() as stack:
+        error: SetupError | None = None
+        folder = project_dir
+        try:
+            if spec.workdir == "scratch":
+                folder = stack.enter_context(scratch_copy(project_dir))
+            shared = target_values(spec, {**values, "project": str(folder)})
+            run_setup(spec, shared, env, folder, log_dir)
+        except SetupError as exc:
+            error, shared = exc, {**values, "project": str(folder)}
+        yield Workspace(folder, shared, error)
+
+
+def run_setup(
+    spec: TargetSpec,
+    values: Mapping[str, str],
+    env: Mapping[str, str],
+    cwd: Path,
+    log_dir: Path,
+) -> list[Path]:
+    """Run ``spec.setup`` in order in ``cwd``; the logs written. SetupError names the first
+    command that failed (exit code or timeout, and the end of its output)."""
+    logs: list[Path] = []
+    if not spec.setup:
+        return logs
+    setup_env = _target_env(spec, values, env)  # setup prepares what the target will use
+    log_dir.mkdir(parents=True, exist_ok=True)
+    total = len(spec.setup)
+    for number, raw in enumerate(spec.setup, start=1):
+        argv = expand_all(raw, values)
+        log = log_dir / f"{number}-{setup_name(raw)}.log"
+        logs.append(log)
+        where = f"setup command {number} of {total} ({describe(argv)})"
+        shown = f"(log: {log_dir.name}/{log.name})"
+        try:
+            code, tail = _run_logged(argv, cwd, setup_env, spec.setup_timeout, log, where)
+        except SetupError as exc:  # could not run, or timed out
+            raise SetupError(f"{exc} {shown}", f"{exc.headline} {shown}") from exc
+        if code != 0:
+            failed = f"{where} exited {code}"
+            raise SetupError(f"{failed}: {tail} {shown}", f"{failed} {shown}")
+    return logs
+
+
+def setup_name(argv: Sequence[str]) -> str:
+    """A short file-name part for a setup command: the module after ``-m`` or the script of
+    an interpreter, else the program (``["{python}", "-m", "app.migrate"]`` -> app.migrate)."""
+    program = Path(argv[0]).name
+    name = program
+    if argv[0] == "{python}" or program.startswith("python"):
+        name = "python" if argv[0] == "{python}" else program
+        for i, arg in enumerate(argv[1:], start=1):
+            if arg in ("-m", "-c"):
+                if arg == "-m" and i + 1 < len(argv):
+                    name = argv[i + 1]
+                break
+            if not arg.startswith("-"):
+                name = Path(arg).stem
+                break
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:40] or "command"
+
+
+def setup_outcome(error: SetupError) -> Outcome:
+    """The blocking FAIL of a stage whose setup failed: no condition can outweigh it."""
+    return Outcome(
+        check=SETUP_CHECK,
+        condition="target.setup completed",
+        status=OutcomeStatus.FAIL,
+        severity=Severity.BLOCKING,
+        value=None,
+        target="every setup command exits 0",
+        reason=str(error),
+    )
+
+
+def _run_logged(
+    argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float, log: Path, where: str
+) -> tuple[int, str]:
+    """Run one command with its output in ``log`` (redacted); its exit code and the end of
+    its output. What it leaves running in its process group is killed when it exits (setup
+    prepares, ``start`` serves)."""
+    started = time.monotonic()
+    with log.open("wb") as fh:  # the child keeps its own descriptor
+        fh.write(f"$ {describe(argv)}\n".encode())
+        fh.flush()
+        try:
+            proc = start_group(
+                argv, cwd=str(cwd), env=dict(env), stdin=subprocess.DEVNULL, stdout=fh,
+                stderr=subprocess.STDOUT,
+            )
+        except OSError as exc:
+            raise SetupError(f"{where}: cannot run it: {exc.strerror or exc}") from exc
+    code: int | None = None
+    tail = ""
+    try:
+        # Waited for without reaping: its pid, the group's id, stays ours until the group dies.
+        while (code := _exit_code(proc)) is None:
+            if time.monotonic() - started >= timeout:
+                stopped = f"{where} timed out after {timeout:g} s"
+                raise SetupError(f"{stopped}: {_output_tail(log)}", stopped)
+            time.sleep(SETUP_POLL_S)
+        tail = _output_tail(log)
+    finally:
+        _signal_group(proc.pid, signal.SIGKILL)
+        release_group(proc)
+        proc.wait()
+        with log.open("a", encoding="utf-8") as fh:
+            ended = f"exit {code}" if code is not None else "killed"
+            fh.write(f"\n# {ended}, {time.monotonic() - started:.3f} s\n")
+        redact_tree(log)  # the command may print its whole environment
+    return code, tail
+
+
+def _output_tail(log: Path) -> str:
+    """The end of a setup log's output on one line, without the command line heading it."""
+    text = log_tail(log)
+    heading = ""
+    with suppress(OSError), log.open("rb") as fh:
+        heading = " ".join(fh.readline().decode("utf-8", errors="replace").split())
+    if heading and text.startswith(heading):
+        text = text[len(heading):].strip()
+    return text or "(no output)"

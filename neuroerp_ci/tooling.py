@@ -1,9 +1,19 @@
-"""The one way neuroerp-ci runs an external tool.
+"""The one way neuroerp-ci runs an external tool, and what keeps every child from outliving it.
 
 Every subprocess goes through :func:`run_tool`: it applies a hard timeout (the whole process
 group is killed, so a child of the tool cannot outlive it), captures output, and maps every
 way of failing to a :class:`~neuroerp_ci.errors.ToolError` whose message names the command,
 the exit code and the tail of stderr. Never a shell.
+
+Every process group neuroerp-ci starts (tools, the target, locust workers) is started with
+:func:`start_group` and tracked twice until it is released:
+
+- by the :class:`ProcessScope` of the run it belongs to, when there is one: a run that stops
+  (an exception, SIGINT, SIGTERM) closes its scope, which kills the scope's groups at once and
+  refuses to start new ones, so the worker threads waiting on tools return at once;
+- by a watchdog process (:mod:`neuroerp_ci._watchdog`, started with the first tracked child):
+  when this process ends, however it ends (SIGKILL included), the watchdog kills whatever is
+  still registered, within a fraction of a second.
 """
 
 from __future__ import annotations
@@ -13,14 +23,19 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from neuroerp_ci.errors import ToolError
 
 TAIL_CHARS = 600
+_WATCHDOG_SCRIPT = Path(__file__).with_name("_watchdog.py")
 
 
 @dataclass(frozen=True)
@@ -79,7 +94,7 @@ def run_tool(
     argv = tuple(str(a) for a in argv)
     started = time.perf_counter()
     try:
-        proc = subprocess.Popen(  # noqa: S603 - argument list, never a shell
+        proc: subprocess.Popen[str] = start_group(  # noqa: S603 - argument list, never a shell
             argv,
             cwd=str(cwd),
             env=dict(env) if env is not None else None,
@@ -88,7 +103,6 @@ def run_tool(
             stderr=subprocess.PIPE,
             text=True,
             errors="replace",
-            start_new_session=True,
         )
     except FileNotFoundError as exc:
         raise ToolError(f"tool '{argv[0]}' not found: {exc.strerror}") from exc
@@ -104,6 +118,11 @@ def run_tool(
         kill_process_group(proc)
         proc.communicate()
         raise
+    finally:
+        release_group(proc)
+    stopped = _stopped_reason()
+    if stopped is not None:  # killed by its run's scope: its output is no result
+        raise ToolError(f"{describe(argv)} stopped: {stopped}")
     run = ToolRun(argv, proc.returncode, stdout, stderr, time.perf_counter() - started)
     if ok_codes is not None and run.returncode not in ok_codes:
         raise ToolError(f"{describe(argv)} exited {run.returncode}: {run.tail()}")
@@ -112,7 +131,186 @@ def run_tool(
 
 def kill_process_group(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
     """SIGKILL the process and everything it started in its session."""
+    _killpg(proc.pid, signal.SIGKILL)
+
+
+# --- tracking the process groups we start -------------------------------------------------
+
+
+def start_group(argv: Sequence[str], **popen: Any) -> subprocess.Popen[Any]:
+    """``subprocess.Popen(argv, **popen)`` in a new session (its own process group), tracked
+    by the current run's scope and by the watchdog until :func:`release_group`.
+
+    Raises ToolError, with nothing left running, when the current scope was stopped.
+    """
+    scope = _SCOPE.get()
+    if scope is not None and scope.stopped is not None:
+        raise ToolError(f"{describe(argv)} not started: {scope.stopped}")
+    proc: subprocess.Popen[Any] = subprocess.Popen(  # noqa: S603 - the callers pass lists
+        list(argv), start_new_session=True, **popen
+    )
+    _WATCHDOG.send(f"+g {proc.pid}")
+    if scope is not None and not scope.add(proc.pid):  # stopped while it started
+        kill_process_group(proc)
+        proc.communicate()
+        release_group(proc)
+        raise ToolError(f"{describe(argv)} not started: {scope.stopped}")
+    return proc
+
+
+def release_group(proc: subprocess.Popen[Any]) -> None:
+    """Stop tracking ``proc``'s group: call it once the group is dead or finished."""
+    scope = _SCOPE.get()
+    if scope is not None:
+        scope.discard(proc.pid)
+    _WATCHDOG.send(f"-g {proc.pid}")
+
+
+def track_process(proc: subprocess.Popen[Any]) -> None:
+    """Have the watchdog end one process we did not start as a group (Prefect's temporary
+    server) should this process die without stopping it; :func:`release_process` undoes."""
+    _WATCHDOG.send(f"+p {proc.pid}")
+
+
+def release_process(proc: subprocess.Popen[Any]) -> None:
+    _WATCHDOG.send(f"-p {proc.pid}")
+
+
+class ProcessScope:
+    """The process groups one run's checks started. :meth:`stop` kills those still running
+    and refuses new ones; the checks' worker threads see their tools die and return."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._groups: set[int] = set()
+        self.stopped: str | None = None  # why, once stopped
+
+    def add(self, pgid: int) -> bool:
+        """Track a new group; False when the scope was stopped (the caller kills it)."""
+        with self._lock:
+            if self.stopped is not None:
+                return False
+            self._groups.add(pgid)
+            return True
+
+    def discard(self, pgid: int) -> None:
+        with self._lock:
+            self._groups.discard(pgid)
+
+    def stop(self, reason: str) -> None:
+        """SIGKILL every group still running; from now on nothing starts in this scope."""
+        with self._lock:
+            if self.stopped is None:
+                self.stopped = reason
+            groups, self._groups = self._groups, set()
+        for pgid in groups:
+            _killpg(pgid, signal.SIGKILL)
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Make this the scope of the tools started in this thread (and its context)."""
+        token = _SCOPE.set(self)
+        try:
+            yield
+        finally:
+            _SCOPE.reset(token)
+
+
+@contextmanager
+def process_scope() -> Iterator[ProcessScope]:
+    """A scope for one run, stopped when the block is left: at once (and with the reason)
+    when an exception, KeyboardInterrupt or termination leaves it."""
+    scope = ProcessScope()
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        yield scope
+    except BaseException as exc:
+        scope.stop(stop_reason(exc))
+        raise
+    scope.stop("the run ended")
+
+
+def stop_reason(exc: BaseException) -> str:
+    """A short reason for a run that stopped with ``exc``: the signal when there was one."""
+    number = getattr(exc, "signal", None)  # Prefect's TerminationSignal and the CLI's own
+    if isinstance(number, int):
+        try:
+            return f"stopped by {signal.Signals(number).name}"
+        except ValueError:
+            return f"stopped by signal {number}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (SIGINT)"
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+
+
+_SCOPE: ContextVar[ProcessScope | None] = ContextVar("neuroerp_ci_process_scope", default=None)
+
+
+def _stopped_reason() -> str | None:
+    scope = _SCOPE.get()
+    return None if scope is None else scope.stopped
+
+
+def _killpg(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+class _Watchdog:
+    """The client end of :mod:`neuroerp_ci._watchdog`: one per process, started on first use.
+
+    The watchdog reads our registrations from a pipe; the kernel closes the pipe when this
+    process ends, however it ends, and the watchdog then kills what is still registered.
+    If it cannot be started, tracking degrades to the run's own cleanup (never an error).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pipe: IO[bytes] | None = None
+        self._owner = 0  # the pid that started it: a forked child starts its own
+
+    def send(self, line: str) -> None:
+        with self._lock:
+            for _attempt in range(2):  # a watchdog that died is replaced once
+                pipe = self._pipe if self._owner == os.getpid() else None
+                if pipe is None:
+                    pipe = self._start()
+                if pipe is None:
+                    return
+                try:
+                    pipe.write(line.encode("ascii") + b"\n")
+                    pipe.flush()
+                    return
+                except OSError:
+                    self._pipe = None
+
+    def _start(self) -> IO[bytes] | None:
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - fixed argument list
+                [sys.executable, "-I", "-S", str(_WATCHDOG_SCRIPT), str(os.getpid())],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                # Own session: a Ctrl-C or kill aimed at our process group spares it.
+                start_new_session=True,
+            )
+        except OSError:
+            return None
+        self._proc, self._pipe, self._owner = proc, proc.stdin, os.getpid()
+        return self._pipe
+
+    def forget_after_fork(self) -> None:
+        # The child must not hold the parent's pipe open (the watchdog would wait for it too).
+        self._lock = threading.Lock()
+        if self._pipe is not None:
+            try:
+                self._pipe.close()
+            except OSError:
+                pass
+        self._proc = self._pipe = None
+
+
+_WATCHDOG = _Watchdog()
+os.register_at_fork(after_in_child=_WATCHDOG.forget_after_fork)

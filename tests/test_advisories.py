@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
+import subprocess
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -12,9 +16,12 @@ from packaging.version import Version
 
 from neuroerp_ci.advisories import (
     AdvisoryMirror,
+    MirrorFolder,
+    SnapshotDate,
     cvss3_base_score,
     for_pip_audit,
     in_range,
+    mirror_problem,
     serve_osv,
     severity_label,
 )
@@ -272,3 +279,188 @@ def test_serve_osv_closes_its_port(mirror: AdvisoryMirror) -> None:
     with socket.socket() as sock, pytest.raises(ConnectionRefusedError):
         sock.settimeout(2)
         sock.connect(("127.0.0.1", port))
+
+
+# --- several folders, other layouts, subsets ------------------------------------------------
+
+TODAY = date(2026, 12, 1)
+
+
+@pytest.fixture
+def ghsa(assets: Path) -> Path:
+    """GitHub-advisory-style OSV JSON records in dated folders, as github/advisory-database."""
+    return assets / "pip_audit" / "ghsa-export"
+
+
+def record(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_a_tree_of_json_records_is_indexed_by_package(ghsa: Path) -> None:
+    tree = AdvisoryMirror(ghsa)
+    assert not tree.folders[0].pypa_layout
+    assert ids(tree.query("pyyaml", "6.0")) == ["GHSA-TEST-0001"]
+    assert ids(tree.query("PyYAML", "5.3")) == ["GHSA-TEST-0001", "PYSEC-TEST-1"]
+    # the npm record names "pyyaml" too, in another ecosystem; .github/garbage.json is hidden
+    assert "GHSA-TEST-NPM" not in ids(tree.records("pyyaml"))
+    assert tree.errors == []
+
+
+def test_merged_folders_newer_modified_wins(
+    mirror: AdvisoryMirror, assets: Path, ghsa: Path
+) -> None:
+    merged = AdvisoryMirror(assets / "pip_audit" / "mirror", ghsa)
+    # PYSEC-TEST-1 is in both: the JSON copy is newer (modified 2026-11-21) and fixed in 5.9
+    assert ids(merged.query("pyyaml", "5.9.5")) == ["GHSA-TEST-0001"]
+    assert ids(mirror.query("pyyaml", "5.9.5")) == ["PYSEC-TEST-1"]  # the older copy alone
+    assert ids(merged.query("pyyaml", "5.3")) == ["PYSEC-TEST-1", "GHSA-TEST-0001"]
+    # an advisory only GitHub published is found next to the PyPA records
+    assert ids(merged.query("pyyaml", "6.0")) == ["GHSA-TEST-0001"]
+    assert merged.snapshot.startswith("Hand-written OSV samples") and "; Hand-written GitHub" in (
+        merged.snapshot
+    )
+
+
+def test_related_records_give_the_highest_rating(assets: Path, ghsa: Path) -> None:
+    merged = AdvisoryMirror(assets / "pip_audit" / "mirror", ghsa)
+    both = merged.related("oddver", {"PYSEC-TEST-5"})
+    assert sorted(r["id"] for r in both) == ["GHSA-TEST-0005", "PYSEC-TEST-5"]
+    assert [severity_label(r) for r in both if r["id"] == "GHSA-TEST-0005"] == ["high"]
+
+
+def test_a_broken_record_in_a_tree_fails_every_query(tmp_path: Path) -> None:
+    # In a tree any record may be about any package: one unreadable PyPI file stops them all.
+    record(tmp_path / "a" / "GOOD-1.json", json.dumps({"id": "GOOD-1", "affected": []}))
+    record(tmp_path / "b" / "BAD-1.json", '{"id": "BAD-1", "affected": [{"package": "PyPI"')
+    tree = AdvisoryMirror(tmp_path)
+    with pytest.raises(ToolError, match=r"cannot read .*BAD-1\.json"):
+        tree.query("anything", "1.0")
+    assert len(tree.errors) == 1
+
+
+def test_a_subset_knows_only_its_packages(tmp_path: Path) -> None:
+    record(tmp_path / "vulns" / "idna" / "PYSEC-X.yaml", "id: PYSEC-X\naffected: []\n")
+    (tmp_path / "PACKAGES.txt").write_text("# comment\nidna\nSix  # no advisory at all\n")
+    subset = AdvisoryMirror(tmp_path)
+    assert subset.folders[0].subset and subset.folders[0].packages == {"idna", "six"}
+    assert ids(subset.records("IDNA")) == ["PYSEC-X"]
+    assert subset.records("six") == []  # covered: it really has none
+    with pytest.raises(ToolError) as caught:
+        subset.query("requests", "2.32.3")
+    assert "no advisory data for 'requests'" in str(caught.value)
+    assert "(2 packages) does not cover it" in str(caught.value)
+    assert subset.errors == [str(caught.value)]
+
+
+def test_a_subset_next_to_a_full_mirror_is_no_limit(tmp_path: Path, assets: Path) -> None:
+    record(tmp_path / "vulns" / "idna" / "PYSEC-X.yaml", "id: PYSEC-X\naffected: []\n")
+    (tmp_path / "PACKAGES.txt").write_text("idna\n")
+    both = AdvisoryMirror(tmp_path, assets / "pip_audit" / "mirror")
+    assert ids(both.query("pyyaml", "5.3")) == ["PYSEC-TEST-1"]
+
+
+def test_mirror_problem_names_what_is_missing(tmp_path: Path, assets: Path, ghsa: Path) -> None:
+    assert mirror_problem(assets / "pip_audit" / "mirror") is None
+    assert mirror_problem(ghsa) is None
+    assert "no vulns/ folder and no OSV records" in str(mirror_problem(tmp_path))
+    assert "no vulns/ folder" in str(mirror_problem(tmp_path / "nowhere"))
+
+
+# --- how old the data is --------------------------------------------------------------------
+
+
+def test_date_from_snapshot_file_or_newest_record(assets: Path, ghsa: Path) -> None:
+    # the test mirror's SNAPSHOT.txt has no date: its newest record says 2024-01-02
+    samples = MirrorFolder(assets / "pip_audit" / "mirror")
+    assert samples.snapshot_date(TODAY) == SnapshotDate(date(2024, 1, 2), "newest record modified")
+    # SNAPSHOT.txt says 2026-11-18, a record was modified 2026-11-21 (the npm one, 11-22, too:
+    # any record shows how fresh the folder is)
+    export = MirrorFolder(ghsa)
+    assert export.snapshot_date(TODAY) == SnapshotDate(date(2026, 11, 22), "newest record modified")
+    assert export.snapshot_date(TODAY).age_days(TODAY) == 9  # type: ignore[union-attr]
+    # a date after "today" is not believed: the next older one counts
+    assert export.snapshot_date(date(2026, 11, 18)) == SnapshotDate(
+        date(2026, 11, 18), "SNAPSHOT.txt"
+    )
+    assert export.snapshot_date(date(2026, 11, 1)) is None
+
+
+def test_snapshot_file_wins_a_tie_and_a_later_date(tmp_path: Path) -> None:
+    record(
+        tmp_path / "vulns" / "p" / "X.yaml",
+        "id: X\nmodified: '2024-05-01T00:00:00Z'\naffected: []\n",
+    )
+    (tmp_path / "SNAPSHOT.txt").write_text("Some mirror, snapshot taken 2024-06-30 (commit abc)\n")
+    assert MirrorFolder(tmp_path).snapshot_date(TODAY) == SnapshotDate(
+        date(2024, 6, 30), "SNAPSHOT.txt"
+    )
+
+
+def test_no_date_at_all_is_none(tmp_path: Path) -> None:
+    record(tmp_path / "vulns" / "p" / "X.yaml", "id: X\naffected: []\n")
+    assert MirrorFolder(tmp_path).snapshot_date(TODAY) is None
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_a_git_checkout_is_dated_by_its_head_commit(tmp_path: Path) -> None:
+    record(
+        tmp_path / "vulns" / "p" / "X.yaml",
+        "id: X\nmodified: '2024-05-01T00:00:00Z'\naffected: []\n",
+    )
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
+        "GIT_AUTHOR_DATE": "2025-03-04T05:06:07Z", "GIT_COMMITTER_DATE": "2025-03-04T05:06:07Z",
+    }  # fmt: skip
+    for argv in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "snapshot"]):
+        subprocess.run(["git", *argv], cwd=tmp_path, env=env, check=True, timeout=30)
+    assert MirrorFolder(tmp_path).snapshot_date(TODAY) == SnapshotDate(
+        date(2025, 3, 4), "git HEAD commit"
+    )
+
+
+def test_a_folder_inside_another_checkout_is_not_dated_by_it(assets: Path) -> None:
+    # tests/assets lives in neuroerp-ci's own checkout: its commits say nothing about the data
+    assert MirrorFolder(assets / "pip_audit" / "mirror").snapshot_date(TODAY) == SnapshotDate(
+        date(2024, 1, 2), "newest record modified"
+    )
+
+
+def test_real_mirror_is_the_2024_10_10_snapshot(advisory_mirror: Path) -> None:
+    snapshot = MirrorFolder(advisory_mirror).snapshot_date()
+    assert snapshot is not None and snapshot.day == date(2024, 10, 10), snapshot
+    assert snapshot.age_days(TODAY) == 782
+
+
+# --- the demo's advisory subset -------------------------------------------------------------
+
+DEMO = Path(__file__).resolve().parents[1] / "neuroerp_ci" / "demo" / "project"
+
+
+def test_demo_subset_covers_the_demo_pins_and_keeps_its_licence() -> None:
+    subset = MirrorFolder(DEMO / "advisories")
+    pins = {
+        line.split("==")[0].strip().lower()
+        for line in (DEMO / "requirements.txt").read_text("utf-8").splitlines()
+        if "==" in line
+    }
+    assert subset.packages is not None and pins | {"urllib3"} == set(subset.packages)
+    assert subset.snapshot_date(TODAY) == SnapshotDate(date(2024, 10, 10), "SNAPSHOT.txt")
+    assert "Attribution 4.0 International" in (DEMO / "advisories" / "LICENSE").read_text("utf-8")
+    notice = (DEMO / "advisories" / "NOTICE.md").read_text("utf-8")
+    assert "CC-BY-4.0" in notice and "2024-10-10" in notice and "pypa/advisory-database" in notice
+
+
+def test_demo_subset_is_the_snapshot_unchanged(advisory_mirror: Path) -> None:
+    # every advisory the snapshot holds for a covered package, byte for byte, and nothing else
+    subset = MirrorFolder(DEMO / "advisories")
+    assert subset.packages is not None
+    full = MirrorFolder(advisory_mirror)
+    for package in sorted(subset.packages):
+        expected = {r["id"] for r in full.records(package)}
+        assert {r["id"] for r in subset.records(package)} == expected, package
+    for copy in (DEMO / "advisories" / "vulns").glob("*/*.yaml"):
+        original = advisory_mirror / "vulns" / copy.parent.name / copy.name
+        assert copy.read_bytes() == original.read_bytes(), copy

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import signal
+
 import pytest
 
-from neuroerp_ci.exit_codes import ExitCode, for_verdict
+from neuroerp_ci.exit_codes import ExitCode, for_signal, for_verdict
 from neuroerp_ci.model import Verdict
 
 
@@ -16,3 +18,8 @@ def test_every_verdict_maps_to_an_exit_code(verdict: Verdict, code: int) -> None
 
 def test_codes_are_distinct() -> None:
     assert len({c.value for c in ExitCode}) == len(ExitCode)
+
+
+def test_a_run_stopped_by_a_signal_exits_128_plus_its_number() -> None:
+    assert for_signal(signal.SIGINT) == ExitCode.INTERRUPTED == 130
+    assert for_signal(signal.SIGTERM) == ExitCode.TERMINATED == 143

@@ -14,6 +14,9 @@ from prefect.states import get_state_exception
 from neuroerp_ci.orchestration import artifact_key, stage_gate
 
 PIPELINE = """
+[target]
+python = "{{python}}"
+
 [[checks]]
 id = "quick"
 kind = "command"

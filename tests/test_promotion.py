@@ -25,6 +25,7 @@ from neuroerp_ci.store import HistoryStore, RunRecord, RunStatus, open_store
 PIPELINE = """
 [target]
 name = "tiny"
+python = "{{python}}"
 
 [[checks]]
 id = "dev-marker"

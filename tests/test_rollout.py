@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextvars
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from neuroerp_ci.rollout import (
     ApprovalRequest,
     HookContext,
     HookRunner,
+    RolloutLock,
     RolloutReport,
     StepStatus,
     compare_canary,
@@ -37,7 +40,8 @@ from neuroerp_ci.rollout import (
     rollout_stage_report,
     run_rollout,
 )
-from neuroerp_ci.stage_rules import CanarySpec, HookSpec
+from neuroerp_ci.stage_rules import CanarySpec, HookSpec, LockSpec
+from neuroerp_ci.store import HistoryStore, LockTable, StoreError, open_store
 
 # A hook command: append "<hook> <version>" to a file, then exit with the given code.
 APPEND = (
@@ -53,6 +57,7 @@ def hook(name: str, exit_code: int = 0) -> str:
 PIPELINE = """
 [target]
 name = "shop"
+python = "{{python}}"
 
 [[checks]]
 id = "validate"
@@ -292,11 +297,19 @@ def test_a_command_hook_is_retried_and_gets_the_version(tmp_path: Path) -> None:
 
 
 def test_a_command_hook_that_hangs_is_killed_at_its_timeout(tmp_path: Path) -> None:
-    spec = HookSpec(argv=["{python}", "-c", "import time; time.sleep(30)"], timeout_s=0.5)
-    started = time.monotonic()
+    # The hook writes its pid, then hangs far beyond its timeout; that its process is gone
+    # when run() returns proves the kill (no wall-clock ceiling: a busy machine is slow).
+    pid_file = tmp_path / "hook.pid"
+    code = (
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+        "time.sleep(300)"
+    )
+    spec = HookSpec(argv=["{python}", "-c", code], timeout_s=5)
     result = runner(tmp_path).run("backup", spec)
-    assert time.monotonic() - started < 20
-    assert not result.ok and "timed out after 0.5 s" in result.reason
+    assert not result.ok and "timed out after 5 s" in result.reason
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
 
 
 def test_an_http_hook_retries_a_5xx_and_sends_the_identity(tmp_path: Path) -> None:
@@ -511,8 +524,10 @@ def test_flow_approved_through_the_api_deploys_and_validates(
     assert hook_lines(tmp_path) == ["backup a1", "deploy a1"]
     record = rollout_record(tmp_path)
     assert record["approval"]["approver"] == "alice" and record["approval"]["approved"]
-    assert [s["step"] for s in record["steps"]] == ["approval", "backup", "deploy", "validation"]
+    steps = [s["step"] for s in record["steps"]]
+    assert steps == ["lock", "approval", "backup", "deploy", "validation"]
     assert record["rollback"] == "not needed"
+    assert record["lock"]["acquired"] and record["lock"]["released"].startswith("released at")
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["verdict"] == "PASS" and report["checks"][0]["id"] == "validate"
 
@@ -576,3 +591,245 @@ def test_flow_with_failing_rollback_says_so(harness: None, tmp_path: Path) -> No
     assert (state.message or "").startswith("production: FAIL — ROLLBACK FAILED: rollback hook")
     assert hook_lines(tmp_path).count("rollback x1") == 1
     assert rollout_record(tmp_path)["rollback"] == "FAILED"
+
+
+# --- one rollout at a time: the rollout lock --------------------------------------------------
+
+
+@pytest.fixture
+def lock_store(tmp_path: Path) -> Iterator[HistoryStore]:
+    with open_store(f"sqlite:///{tmp_path / 'state' / 'history.sqlite3'}") as store:
+        yield store
+
+
+def lock_for(
+    store: HistoryStore, run_id: str, spec: LockSpec | None = None, **clock: Any
+) -> RolloutLock:
+    table = store.rollout_locks()
+    return RolloutLock(
+        table, spec or LockSpec(), "production", "shop", run_id, f"flow run {run_id}", **clock
+    )
+
+
+def locked_rollout(
+    project: Path, approve: Callable[..., Approval], verdict: Verdict, lock: RolloutLock
+) -> RolloutReport:
+    pipeline = load_pipeline(project / "neuroerp-ci.toml")
+    return run_rollout(
+        pipeline,
+        "production",
+        "v1",
+        "run-1",
+        approve=approve,
+        validate=validation(verdict),
+        hooks=runner(project),
+        lock=lock,
+    )
+
+
+def never_asked(request: ApprovalRequest) -> Approval:
+    raise AssertionError("approval was asked although another rollout holds the lock")
+
+
+def holder_of(store: HistoryStore) -> str | None:
+    held = store.rollout_locks().holder("production", "shop")
+    return None if held is None else held.run_id
+
+
+class FakeWait:
+    """``sleep`` and ``monotonic`` of a waiting lock: sleeping advances the clock."""
+
+    def __init__(self, on_sleep: Callable[[], None] = lambda: None) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+        self._on_sleep = on_sleep
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        self._on_sleep()
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_second_rollout_is_refused_at_once_naming_the_holder_and_nothing_happens(
+    tmp_path: Path, lock_store: HistoryStore
+) -> None:
+    write_pipeline(tmp_path)
+    first = lock_for(lock_store, "run-0")
+    assert first.acquire().acquired
+    report = locked_rollout(tmp_path, never_asked, Verdict.PASS, lock_for(lock_store, "run-1"))
+    assert report.verdict is Verdict.FAIL and hook_lines(tmp_path) == []
+    assert [(s.step, s.status) for s in report.steps] == [("lock", StepStatus.FAILED)]
+    assert report.lock is not None and report.lock.holder_run_id == "run-0"
+    since = report.lock.holder_since
+    assert since is not None
+    assert report.summary == (
+        "production: FAIL — another production rollout of shop holds the rollout lock: run "
+        f"run-0 (flow run run-0) since {since}; nothing deployed, no rollback needed"
+    )
+    assert json.loads(render_rollout_json(report))["lock"]["holder_run_id"] == "run-0"
+    assert "Lock: another production rollout of shop holds" in render_rollout_markdown(report)
+    assert holder_of(lock_store) == "run-0"  # the refused run leaves the holder's lock alone
+    stage_report = rollout_stage_report(report)
+    assert [o.condition for o in stage_report.outcomes] == ["lock ok"]
+    first.release()
+
+
+def _raise(request: ApprovalRequest) -> Approval:
+    raise RuntimeError("the Prefect API went away")
+
+
+@pytest.mark.parametrize(
+    ("approve", "verdict", "validate_exit", "expected_hooks"),
+    [
+        (approve_as("alice"), Verdict.PASS, 0, ["backup v1", "deploy v1"]),
+        (approve_as("bob", approved=False), Verdict.FAIL, 0, []),
+        (lambda request: Approval(False, timed_out=True), Verdict.FAIL, 0, []),
+        (approve_as("alice"), Verdict.FAIL, 1, ["backup v1", "deploy v1", "rollback v1"]),
+    ],
+    ids=["approved", "rejected", "timed-out", "rolled-back"],
+)
+def test_the_lock_is_held_from_before_approval_and_released_on_every_way_out(
+    tmp_path: Path,
+    lock_store: HistoryStore,
+    approve: Callable[..., Approval],
+    verdict: Verdict,
+    validate_exit: int,
+    expected_hooks: list[str],
+) -> None:
+    write_pipeline(tmp_path, validate_exit=validate_exit)
+    held_while_asked: list[str | None] = []
+
+    def asked(request: ApprovalRequest) -> Approval:
+        held_while_asked.append(holder_of(lock_store))
+        return approve(request)
+
+    report = locked_rollout(tmp_path, asked, verdict, lock_for(lock_store, "run-1"))
+    assert held_while_asked == ["run-1"]
+    assert report.verdict is verdict and hook_lines(tmp_path) == expected_hooks
+    assert report.steps[0].step == "lock" and report.steps[0].ok
+    assert report.lock is not None and report.lock.released.startswith("released at")
+    assert holder_of(lock_store) is None
+
+
+def test_the_lock_is_released_when_the_approval_itself_crashes(
+    tmp_path: Path, lock_store: HistoryStore
+) -> None:
+    write_pipeline(tmp_path)
+    with pytest.raises(RuntimeError, match="went away"):
+        locked_rollout(tmp_path, _raise, Verdict.PASS, lock_for(lock_store, "run-1"))
+    assert holder_of(lock_store) is None and hook_lines(tmp_path) == []
+
+
+def test_a_waiting_rollout_goes_on_once_the_holder_is_done(
+    tmp_path: Path, lock_store: HistoryStore
+) -> None:
+    write_pipeline(tmp_path)
+    first = lock_for(lock_store, "run-0")
+    assert first.acquire().acquired
+
+    def holder_done() -> None:  # the first rollout ends while the second waits
+        first.release()
+
+    wait = FakeWait(on_sleep=holder_done)
+    spec = LockSpec(mode="wait", wait_timeout_s=600, poll_s=5)
+    lock = lock_for(lock_store, "run-1", spec, sleep=wait.sleep, monotonic=wait.monotonic)
+    report = locked_rollout(tmp_path, approve_as("alice"), Verdict.PASS, lock)
+    assert wait.sleeps == [5]
+    assert report.verdict is Verdict.PASS and hook_lines(tmp_path) == ["backup v1", "deploy v1"]
+    assert report.lock is not None and report.lock.waited_s == 5
+    assert "after waiting 5 s" in report.lock.reason and holder_of(lock_store) is None
+
+
+def test_a_waiting_rollout_gives_up_at_its_wait_timeout_naming_the_holder(
+    tmp_path: Path, lock_store: HistoryStore
+) -> None:
+    write_pipeline(tmp_path)
+    assert lock_for(lock_store, "run-0").acquire().acquired
+    wait = FakeWait()
+    spec = LockSpec(mode="wait", wait_timeout_s=12, poll_s=5)
+    lock = lock_for(lock_store, "run-1", spec, sleep=wait.sleep, monotonic=wait.monotonic)
+    report = locked_rollout(tmp_path, never_asked, Verdict.PASS, lock)
+    assert wait.sleeps == [5, 5, 2]
+    assert report.verdict is Verdict.FAIL and hook_lines(tmp_path) == []
+    assert "still holds the rollout lock after 12 s of waiting: run run-0" in report.summary
+    assert holder_of(lock_store) == "run-0"
+
+
+def test_a_rollout_whose_lock_was_taken_over_during_approval_deploys_nothing(
+    tmp_path: Path, lock_store: HistoryStore
+) -> None:
+    write_pipeline(tmp_path)
+    # Another run whose clock says this run's lease ran out (it was not renewed in time).
+    hour_later = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)
+    later = lock_store.rollout_locks(lambda: hour_later)
+
+    def approve_while_taken_over(request: ApprovalRequest) -> Approval:
+        assert later.try_acquire("production", "shop", "intruder", "", 60).lease is not None
+        return Approval(True, "alice")
+
+    report = locked_rollout(
+        tmp_path, approve_while_taken_over, Verdict.PASS, lock_for(lock_store, "run-1")
+    )
+    assert report.verdict is Verdict.FAIL and hook_lines(tmp_path) == []
+    assert [s.step for s in report.steps] == ["lock", "approval", "lock"]
+    assert "the rollout lock was lost" in report.summary and "nothing deployed" in report.summary
+    assert report.lock is not None and "not held any more" in report.lock.released
+    assert holder_of(lock_store) == "intruder"
+
+
+class _Unreachable(LockTable):
+    def __init__(self) -> None:
+        super().__init__(write=None, read=None)  # type: ignore[arg-type]
+
+    def try_acquire(self, *args: Any, **kwargs: Any) -> Any:
+        raise StoreError("history store db: cannot take the lock: connection refused")
+
+
+def test_a_store_that_cannot_be_reached_is_no_lock(tmp_path: Path) -> None:
+    write_pipeline(tmp_path)
+    lock = RolloutLock(_Unreachable(), LockSpec(), "production", "shop", "run-1")
+    report = locked_rollout(tmp_path, never_asked, Verdict.PASS, lock)
+    assert report.verdict is Verdict.FAIL and hook_lines(tmp_path) == []
+    assert "could not take the production rollout lock of shop" in report.summary
+    assert "connection refused" in report.summary
+
+
+def test_lock_settings_in_the_pipeline_file(tmp_path: Path) -> None:
+    assert LockSpec.model_validate("wait") == LockSpec(mode="wait")
+    path = write_pipeline(tmp_path)
+    text = path.read_text() + '\n[stages.production.lock]\nmode = "wait"\nwait_timeout_s = 90\n'
+    path.write_text(text)
+    lock = load_pipeline(path).stage("production").lock
+    assert lock == LockSpec(mode="wait", wait_timeout_s=90)
+    path.write_text(text + '\n[stages.plain]\nchecks = ["validate"]\nlock = "wait"\n')
+    with pytest.raises(ConfigError, match="'lock' applies only to a rollout stage"):
+        load_pipeline(path)
+    path.write_text(text.replace('"wait"', '"queue"'))
+    with pytest.raises(ConfigError, match="mode"):
+        load_pipeline(path)
+
+
+@pytest.mark.integration
+def test_flow_refused_at_once_while_another_rollout_holds_the_lock(
+    harness: None, tmp_path: Path
+) -> None:
+    config = write_pipeline(tmp_path)
+    url = f"sqlite:///{tmp_path / '.neuroerp-ci' / 'history.sqlite3'}"
+    with open_store(url) as store:
+        first = lock_for(store, "run-0")
+        assert first.acquire().acquired
+        state, seen = run_flow_and_answer(config, "l1", None)  # must not wait for an answer
+        assert holder_of(store) == "run-0"
+        first.release()
+        (run,) = store.runs(stage="production")
+    assert state.is_failed() and seen == []
+    message = state.message or ""
+    assert "holds the rollout lock: run run-0 (flow run run-0) since " in message, message
+    assert hook_lines(tmp_path) == []
+    record = rollout_record(tmp_path)
+    assert record["lock"]["acquired"] is False and record["lock"]["holder_run_id"] == "run-0"
+    assert [s["step"] for s in record["steps"]] == ["lock"]
+    assert run.verdict is Verdict.FAIL and "run run-0" in run.summary

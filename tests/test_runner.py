@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,10 +15,13 @@ from neuroerp_ci.runner import RunOptions, ThreadExecutor, resolve_advisories, r
 # Each check appends "<id> start|end <monotonic>" to a shared log so the test can see overlap.
 STAMP = (
     "import sys, time, pathlib; p = pathlib.Path(sys.argv[1]); cid = sys.argv[2];"
-    "w = lambda e: p.open('a').write(f'{cid} {e} {time.monotonic()}\\n');"
+    "w = lambda e: p.open('a').write(f'{{cid}} {{e}} {time.monotonic()}\\n');"
     "w('start'); time.sleep(float(sys.argv[3])); w('end');"
     "sys.exit(int(sys.argv[4]))"
 )
+
+
+TARGET = '[target]\npython = "{python}"'
 
 
 def pipeline_text(
@@ -30,7 +34,9 @@ def pipeline_text(
             f'[[checks]]\nid = "{cid}"\nkind = "command"\ndependencies = {json.dumps(deps)}\n'
             f"settings = {{ argv = {json.dumps(argv)} }}\n"
         )
-    return "\n".join(parts) + "\n[stages.dev]\n" + extra
+    # The checks run on this interpreter by choice: declared, so no interpreter warning.
+    target = f"{TARGET}\n\n"
+    return target + "\n".join(parts) + "\n[stages.dev]\n" + extra
 
 
 def spans(log: Path) -> dict[str, tuple[float, float]]:
@@ -100,17 +106,19 @@ def test_exclusive_check_runs_alone(tmp_path: Path) -> None:
     server.mkdir()
     (server / "index.html").write_text("ok")
     text = pipeline_text(log, [("a", [], 0.5, 0), ("b", [], 0.5, 0)]).replace(
-        "[stages.dev]",
-        f"""[target]
+        TARGET,
+        f"""{TARGET}
 base_url = "http://127.0.0.1:{{port}}"
 start = ["{{python}}", "-m", "http.server", "{{port}}", "--bind", "127.0.0.1",
          "--directory", {json.dumps(str(server))}]
 health_url = "/"
-
-[[checks]]
+""",
+    ).replace(
+        "[stages.dev]",
+        """[[checks]]
 id = "probe"
 kind = "http"
-settings = {{ samples = 5, warmup = 1, endpoints = [{{ name = "index", path = "/" }}] }}
+settings = { samples = 5, warmup = 1, endpoints = [{ name = "index", path = "/" }] }
 
 [stages.dev]""",
     )
@@ -126,22 +134,32 @@ settings = {{ samples = 5, warmup = 1, endpoints = [{{ name = "index", path = "/
 def test_advisories_precedence(tmp_path: Path) -> None:
     explicit, env_dir, file_dir = tmp_path / "x", tmp_path / "e", tmp_path / "f"
     env = {"NEUROERP_CI_ADVISORIES": str(env_dir)}
-    assert resolve_advisories(explicit, env, file_dir) == explicit.resolve()
-    assert resolve_advisories(None, env, file_dir) == env_dir.resolve()
-    assert resolve_advisories(None, {}, file_dir) == file_dir
-    assert resolve_advisories(None, {}, None) is None
+    assert resolve_advisories([explicit], env, [file_dir]) == (explicit.resolve(),)
+    assert resolve_advisories([], env, [file_dir]) == (env_dir.resolve(),)
+    assert resolve_advisories([], {}, [file_dir]) == (file_dir,)
+    assert resolve_advisories([], {}, []) == ()
+    # several mirror folders: repeated --advisories, os.pathsep in the variable, a list
+    other = tmp_path / "o"
+    several = {"NEUROERP_CI_ADVISORIES": f"{env_dir}{os.pathsep}{os.pathsep}{other}"}
+    assert resolve_advisories([], several, []) == (env_dir.resolve(), other.resolve())
+    assert resolve_advisories([explicit, other], several, []) == (
+        explicit.resolve(),
+        other.resolve(),
+    )
 
 
 def test_unavailable_target_errors_only_the_checks_that_need_it(tmp_path: Path) -> None:
     log = tmp_path / "log"
     text = pipeline_text(log, [("a", [], 0.0, 0)]).replace(
-        "[stages.dev]",
-        """[target]
-start = ["{python}", "-c", "raise SystemExit(3)"]
-base_url = "http://127.0.0.1:{port}"
+        TARGET,
+        f"""{TARGET}
+start = ["{{python}}", "-c", "raise SystemExit(3)"]
+base_url = "http://127.0.0.1:{{port}}"
 health_url = "/"
-
-[[checks]]
+""",
+    ).replace(
+        "[stages.dev]",
+        """[[checks]]
 id = "probe"
 kind = "http"
 settings = { samples = 2, endpoints = [{ name = "index", path = "/" }] }

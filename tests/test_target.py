@@ -15,14 +15,19 @@ from typing import Any
 import pytest
 
 from neuroerp_ci.config import TargetSpec
-from neuroerp_ci.errors import TargetError
+from neuroerp_ci.errors import SetupError, TargetError
 from neuroerp_ci.target import (
     TargetInfo,
+    Workspace,
     check_health,
     ensure_allowed,
     free_port,
     join_url,
+    prepared_workspace,
     resolve_target,
+    run_setup,
+    setup_name,
+    setup_outcome,
     stop_process_group,
     target_session,
     wait_healthy,
@@ -314,9 +319,84 @@ def test_keyboard_interrupt_still_stops_target(tmp_path: Path) -> None:
                       start=[PY, "-m", "http.server", "{port}", "--bind", "127.0.0.1"],
                       start_timeout=30)
     pid = None
-    with pytest.raises(KeyboardInterrupt), target_session(
-        spec, values(tmp_path), dict(os.environ), tmp_path / "t.log", tmp_path
-    ) as info:
-        pid = info.pid
-        signal.raise_signal(signal.SIGINT)
+    # A suite started in the background of a non-interactive shell inherits SIGINT ignored:
+    # the real signal must still arrive, so Python's own handler is put back for the test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), target_session(
+            spec, values(tmp_path), dict(os.environ), tmp_path / "t.log", tmp_path
+        ) as info:
+            pid = info.pid
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert pid is not None and not alive(pid)
+
+
+# --- setup commands and the workspace --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [(["{python}", "-m", "app.migrate"], "app.migrate"), (["{python}", "scripts/seed.py"], "seed"),
+     (["{python}", "-c", "print(1)"], "python"), (["flask", "--app", "flaskr", "init-db"], "flask"),
+     (["/usr/bin/python3", "-u", "x.py"], "x"), (["../odd name!"], "odd_name")],
+)
+def test_setup_name(argv: list[str], name: str) -> None:
+    assert setup_name(argv) == name
+
+
+def test_workspace_without_setup_is_the_project(tmp_path: Path) -> None:
+    with prepared_workspace(TargetSpec(), tmp_path, values(tmp_path), {}, tmp_path / "s") as work:
+        assert work == Workspace(tmp_path, values(tmp_path))
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.integration
+def test_setup_executable_missing_is_a_setup_error(tmp_path: Path) -> None:
+    spec = TargetSpec(setup=[[PY, "-c", "pass"], [str(tmp_path / "nope"), "--init"]])
+    with pytest.raises(SetupError, match=r"setup command 2 of 2 \(nope --init\): cannot run it"):
+        run_setup(spec, values(tmp_path), dict(os.environ), tmp_path, tmp_path / "setup")
+
+
+@pytest.mark.integration
+def test_setup_and_target_share_one_port_and_the_targets_env(tmp_path: Path) -> None:
+    spec = TargetSpec(
+        base_url="http://127.0.0.1:{port}", health_url="/",
+        start=["{python}", "-m", "http.server", "{port}", "--bind", "127.0.0.1"],
+        env={"APP_DB": "{project}/app.db"},
+        setup=[["{python}", "-c", "import os, pathlib; pathlib.Path('seen').write_text("
+                "os.environ['NEUROERP_CI_PORT'] + ' ' + os.environ['APP_DB'])"]],
+        start_timeout=30,
+    )
+    with prepared_workspace(spec, tmp_path, values(tmp_path), dict(os.environ),
+                            tmp_path / "setup") as work:
+        assert work.error is None
+        with target_session(spec, work.values, dict(os.environ), tmp_path / "t.log",
+                            work.project_dir) as info:
+            port = (info.base_url or "").rsplit(":", 1)[1]
+    assert (tmp_path / "seen").read_text() == f"{port} {tmp_path}/app.db"
+
+
+@pytest.mark.integration
+def test_what_a_setup_command_leaves_running_is_killed(tmp_path: Path) -> None:
+    pid_file = tmp_path / "daemon.pid"
+    script = (
+        "import subprocess, sys, pathlib\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(child.pid))\n"
+    )
+    spec = TargetSpec(setup=[[PY, "-c", script]])
+    run_setup(spec, values(tmp_path), dict(os.environ), tmp_path, tmp_path / "setup")
+    assert gone_soon(int(pid_file.read_text()))
+
+
+@pytest.mark.integration
+def test_failed_workspace_setup_is_reported_not_raised(tmp_path: Path) -> None:
+    spec = TargetSpec(setup=[[PY, "-c", "import sys; sys.exit('boom')"]])
+    with prepared_workspace(spec, tmp_path, values(tmp_path), dict(os.environ),
+                            tmp_path / "setup") as work:
+        assert isinstance(work.error, SetupError)
+        assert "exited 1: boom (log: setup/1-" in str(work.error)
+    outcome = setup_outcome(work.error)
+    assert outcome.check == "setup" and outcome.severity.value == "blocking"

@@ -114,6 +114,8 @@ class RunRecord:
     cpu_warning: bool = False
     workers: int = 0
     users: tuple[int, ...] = ()  # running users, sampled once a second during the test
+    # Hosts outside allowed_hosts the wrapper refused to resolve, with how often.
+    refused: tuple[tuple[str, int], ...] = ()
 
     @property
     def ran_s(self) -> float | None:
@@ -309,6 +311,9 @@ def parse_run_record(data: Any) -> RunRecord:
             cpu_warning=bool(data.get("cpu_warning")) or bool(data.get("worker_cpu_warning")),
             workers=int(data.get("workers") or 0),
             users=tuple(int(n) for n in data.get("users", [])),
+            refused=tuple(
+                sorted((str(host), int(n)) for host, n in (data.get("refused") or {}).items())
+            ),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ToolError(f"locust run record is unreadable: {exc!r}") from exc

@@ -7,15 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from neuroerp_ci.errors import ToolError
+from neuroerp_ci.secrets import redact
 from neuroerp_ci.tooling import ToolRun, describe
 
 
 def write_log(path: Path, run: ToolRun) -> Path:
-    """Save a run's command line, exit status, stdout and stderr as one text file."""
+    """Save a run's command line, exit status, stdout and stderr as one text file (redacted:
+    the code under test may print its whole environment)."""
     path.write_text(
-        f"$ {describe(run.argv)}\n# exit {run.returncode}, {run.duration_s:.3f} s\n"
-        f"--- stdout ---\n{run.stdout}\n--- stderr ---\n{run.stderr}\n",
+        redact(
+            f"$ {describe(run.argv)}\n# exit {run.returncode}, {run.duration_s:.3f} s\n"
+            f"--- stdout ---\n{run.stdout}\n--- stderr ---\n{run.stderr}\n"
+        ),
         encoding="utf-8",
+        errors="backslashreplace",  # a file name with non-UTF-8 bytes in the command line
     )
     return path
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import ClassVar
-from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
@@ -30,12 +30,15 @@ from neuroerp_ci.checks.interface import (
     Check,
     CheckContext,
     CheckKind,
+    KindSettings,
     TargetUserSettings,
+    placeholder_values,
     typed_settings,
 )
+from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import ToolError
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
-from neuroerp_ci.placeholders import expand, expand_all
+from neuroerp_ci.placeholders import PLACEHOLDERS, expand, expand_all
 from neuroerp_ci.tooling import describe, run_tool
 
 _TARGET_PLACEHOLDERS = ("{base_url}", "{port}")
@@ -65,6 +68,20 @@ class CommandCheck(CheckKind):
 
     name: ClassVar[str] = "command"
     settings_model = CommandSettings
+    placeholders: ClassVar[Mapping[str, frozenset[str]]] = {
+        "argv": frozenset(PLACEHOLDERS),
+        "env": frozenset(PLACEHOLDERS),
+    }
+    # No default condition: an exit status outside ok_codes already makes the check an error.
+    completed_means: ClassVar[str] = "the command exited with one of ok_codes"
+
+    def metric_names(self, settings: KindSettings) -> MetricNames:
+        reports = isinstance(settings, CommandSettings) and settings.metrics_json
+        return MetricNames(
+            fixed=frozenset({"exit_code"}),
+            any_name=reports,  # the names of its JSON line
+            needs={} if reports else {"*": "metrics_json = true (a JSON line of metrics)"},
+        )
 
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
         settings = typed_settings(check, CommandSettings)
@@ -88,18 +105,6 @@ class CommandCheck(CheckKind):
         result.add_metric(Metric("exit_code", run.returncode, "", Direction.LOWER))
         result.reason = command_reason(argv, run.returncode, reported)
         return result
-
-
-def placeholder_values(ctx: CheckContext, texts: list[str]) -> dict[str, str]:
-    """Values for ``{python}``, ``{project}``, ``{base_url}`` and ``{port}``."""
-    values = {"python": ctx.python, "project": str(ctx.project_dir), "base_url": ctx.base_url or ""}
-    if any(p in t for p in _TARGET_PLACEHOLDERS for t in texts):
-        if ctx.base_url is None:
-            raise ToolError("command uses {base_url} or {port}: needs a target base_url")
-        port = urlsplit(ctx.base_url).port
-        if port is not None:
-            values["port"] = str(port)
-    return values
 
 
 def parse_metrics_line(stdout: str) -> dict[str, float]:

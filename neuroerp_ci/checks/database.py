@@ -26,30 +26,55 @@ plus fetching every row. Metrics per statement: ``<name>.p50_ms`` and ``<name>.p
 in SQLite, "Seq Scan" in PostgreSQL). A dropped index shows there even when the table is
 still too small for the timings to say so. Aggregates: ``slowest_p95_ms`` and ``full_scans``.
 
-Read-only by default, checked twice: a statement must start with SELECT, WITH or EXPLAIN
-(refused when the pipeline file is loaded), and the session itself is read-only (SQLite
-``PRAGMA query_only``, PostgreSQL ``default_transaction_read_only``), which also stops a
-data-modifying CTE or ``EXPLAIN ANALYZE DELETE``. Nothing is committed unless
-``allow_writes = true``; then each execution is committed inside its timing.
+Read-only by default. A statement must start with SELECT, WITH or EXPLAIN (refused when
+the pipeline file is loaded, so a typo fails early), but that look at the text is not the
+guard: the database session itself refuses anything else, whatever the SQL says.
 
-The URL's host must be in ``ctx.allowed_hosts`` (checked before connecting); a relative
-SQLite path is taken from the project directory and must exist (SQLite would otherwise
-create an empty database and the check would measure nothing). Passwords never appear in
-reasons or artifacts.
+- **SQLite**: ``PRAGMA query_only`` and an authorizer (``set_authorizer``) that allows
+  reading tables and calling functions only: no write, no ``PRAGMA`` (so no
+  ``query_only = OFF``, even inside ``EXPLAIN``, which compiles a pragma and so runs it),
+  no ``ATTACH``, no transaction or savepoint statement, no ``load_extension``. Python's
+  sqlite3 runs one statement per call.
+- **PostgreSQL** (driver psycopg only): every statement is sent as ONE prepared statement
+  (``prepare_threshold = 0``: the extended protocol, which refuses ``SELECT 1; COMMIT; ...``),
+  inside its own ``BEGIN READ ONLY`` transaction that is rolled back after it (so a
+  ``set_config()``, ``SET`` or ``RESET`` of one execution is gone before the next), on a
+  session opened with ``default_transaction_read_only = on``. Before anything runs, each
+  statement must be one PostgreSQL can ``EXPLAIN`` (a query, not ``SET``, ``COMMIT``,
+  ``DO``, ``COPY``, ``ANALYZE``, ...) whose plan changes no table, and the role must not
+  reach beyond a read-only transaction: superusers, replication roles, members of
+  ``pg_write_server_files``, ``pg_execute_server_program`` or ``pg_signal_backend``, and
+  roles that may call dblink (a second session, not read-only) are refused. Connect as a
+  read-only reporting role. A statement that ends the transaction anyway is an error.
+- Any other database is refused unless ``allow_writes = true``: nothing here could hold
+  its session to reading.
+
+Nothing is committed unless ``allow_writes = true``; then each execution is committed
+inside its timing.
+
+Every host the URL can reach (its host, ``?host=`` lists, ``hostaddr``, libpq's
+``PGHOSTADDR``; ``service`` is refused) must be in ``ctx.allowed_hosts``
+(:func:`neuroerp_ci.hosts.ensure_database_allowed`, before connecting); a relative SQLite
+path is taken from the project directory and must exist (SQLite would otherwise create an
+empty database and the check would measure nothing). Passwords never appear in reasons or
+artifacts.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import sqlalchemy
 from pydantic import Field, field_validator, model_validator
@@ -65,15 +90,49 @@ from neuroerp_ci.checks.interface import (
     KindSettings,
     typed_settings,
 )
-from neuroerp_ci.errors import TargetError, ToolError
+from neuroerp_ci.checks.metric_names import MetricNames
+from neuroerp_ci.errors import ToolError
+from neuroerp_ci.hosts import ensure_database_allowed
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
 from neuroerp_ci.percentiles import summary
 from neuroerp_ci.placeholders import expand
 
 SAMPLES_FILE = "db_samples.json"
+_SQLITE_REFUSED = "neuroerp_ci_refused"  # key in Connection.info: what the authorizer denied
 READ_ONLY_KEYWORDS = frozenset({"SELECT", "WITH", "EXPLAIN"})
 # How often (in SQLite virtual-machine steps) the deadline is looked at during a statement.
 _SQLITE_PROGRESS_STEPS = 1000
+# What a read-only SQLite session may do (authorizer actions); ROLLBACK is our own.
+_SQLITE_READ_ACTIONS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
+_SQLITE_ACTION_NAMES = {
+    getattr(sqlite3, f"SQLITE_{name}"): name
+    for name in (
+        "CREATE_INDEX", "CREATE_TABLE", "CREATE_TEMP_INDEX", "CREATE_TEMP_TABLE",
+        "CREATE_TEMP_TRIGGER", "CREATE_TEMP_VIEW", "CREATE_TRIGGER", "CREATE_VIEW", "DELETE",
+        "DROP_INDEX", "DROP_TABLE", "DROP_TEMP_INDEX", "DROP_TEMP_TABLE", "DROP_TEMP_TRIGGER",
+        "DROP_TEMP_VIEW", "DROP_TRIGGER", "DROP_VIEW", "INSERT", "PRAGMA", "TRANSACTION",
+        "UPDATE", "ATTACH", "DETACH", "ALTER_TABLE", "REINDEX", "ANALYZE", "CREATE_VTABLE",
+        "DROP_VTABLE", "SAVEPOINT",
+    )
+}  # fmt: skip
+_SQLITE_DENIED_FUNCTIONS = frozenset({"load_extension"})
+# Roles whose rights reach beyond a read-only transaction (files, programs, other backends).
+_PG_POWER_ROLES = ("pg_write_server_files", "pg_execute_server_program", "pg_signal_backend")
+_PG_POWERS = """
+SELECT r.rolname, r.rolsuper, r.rolreplication FROM pg_roles r
+WHERE pg_has_role(session_user, r.oid, 'MEMBER')
+  AND (r.rolsuper OR r.rolreplication OR r.rolname = ANY(%(power_roles)s))
+ORDER BY r.rolsuper DESC, r.rolname
+"""
+_PG_DBLINK = """
+SELECT p.oid::regprocedure::text FROM pg_proc p
+JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+JOIN pg_extension e ON e.oid = d.refobjid
+WHERE e.extname = 'dblink' AND has_function_privilege(session_user, p.oid, 'EXECUTE')
+LIMIT 1
+"""
 
 _COMMENT_OR_SPACE = re.compile(r"\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\(", re.DOTALL)
 _WORD = re.compile(r"[A-Za-z]+")
@@ -110,8 +169,8 @@ class DatabaseSettings(KindSettings):
     @field_validator("statements")
     @classmethod
     def _unique_names(cls, value: list[Statement]) -> list[Statement]:
-        names = [s.name for s in value]
-        dups = sorted({n for n in names if names.count(n) > 1})
+        counts = Counter(s.name for s in value)
+        dups = sorted(n for n, count in counts.items() if count > 1)
         if dups:
             raise ValueError(f"duplicate statement names {dups}")
         return value
@@ -173,6 +232,25 @@ def postgres_full_scans(plan: Any) -> list[str]:
 
     walk(plan)
     return scans
+
+
+def postgres_writes(plan: Any) -> list[str]:
+    """``Delete on orders`` for each node of a JSON plan that changes a table (ModifyTable)."""
+    writes: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            if node.get("Node Type") == "ModifyTable":
+                writes.append(f"{node.get('Operation', '?')} on {node.get('Relation Name', '?')}")
+            for key in ("Plan", "Plans"):
+                if key in node:
+                    walk(node[key])
+
+    walk(plan)
+    return writes
 
 
 def postgres_plan_lines(plan: Any) -> list[str]:
@@ -240,6 +318,23 @@ class DatabaseCheck(CheckKind):
     name: ClassVar[str] = "database"
     settings_model: ClassVar[type[KindSettings]] = DatabaseSettings
     exclusive: ClassVar[bool] = True
+    placeholders: ClassVar[Mapping[str, frozenset[str]]] = {
+        "url": frozenset({"project", "python"})
+    }
+    # No default condition: timings and plans have no limit that suits every query.
+    completed_means: ClassVar[str] = "every statement ran (one that fails is a check error)"
+
+    def metric_names(self, settings: KindSettings) -> MetricNames:
+        db = settings if isinstance(settings, DatabaseSettings) else None
+        explain = db is not None and db.explain
+        scans = {"full_scans"} if explain else set()
+        return MetricNames(
+            fixed=frozenset({"slowest_p95_ms"} | scans),
+            per_item=frozenset({"p50_ms", "p95_ms", "rows"} | scans),
+            items=frozenset(s.name for s in db.statements) if db else frozenset(),
+            item="statement",
+            needs={} if explain else {"full_scans": "explain = true"},
+        )
 
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
         settings = typed_settings(check, DatabaseSettings)
@@ -248,14 +343,18 @@ class DatabaseCheck(CheckKind):
         artifact = ctx.work_dir / SAMPLES_FILE
         artifact.unlink(missing_ok=True)
         runs = [StatementRun(s.name) for s in settings.statements]
-        engine = _engine(url)
+        read_only = not settings.allow_writes
+        engine = _engine(url, read_only)
         secret = url.password
         try:
             with _connection(engine, url) as conn:
-                server = _prepare(conn, read_only=not settings.allow_writes, deadline=deadline)
-                if settings.explain:
+                server = _prepare(conn, read_only=read_only, deadline=deadline)
+                # PostgreSQL read-only: explaining every statement first is part of the guard.
+                gate = read_only and conn.dialect.name == "postgresql"
+                if settings.explain or gate:
                     for stmt, run in zip(settings.statements, runs, strict=True):
-                        _explain(conn, stmt, run, deadline, secret)
+                        _explain(conn, stmt, run, deadline, secret, gate=gate,
+                                 record=settings.explain)
                 time_statements(conn, settings, runs, deadline, secret)
                 conn.rollback()  # read-only: nothing to keep; writes were committed each time
         finally:
@@ -274,17 +373,15 @@ class DatabaseCheck(CheckKind):
 def resolve_database_url(raw: str, ctx: CheckContext) -> URL:
     """The URL with ``{project}`` expanded, its host allowed and an SQLite file present."""
     try:
-        url = make_url(expand(raw, {"project": str(ctx.project_dir), "python": ctx.python}))
+        # A referenced password goes in percent-encoded: "@" or "/" in it must not split the URL.
+        secrets = {k: quote(v, safe="") for k, v in ctx.secrets.items()}
+        values = {"project": str(ctx.project_dir), "python": ctx.python, **secrets}
+        url = make_url(expand(raw, values))
     except ArgumentError as exc:
         raise ToolError(f"database url is not a SQLAlchemy URL: {exc}") from exc
-    if url.host is not None:
-        # Checked before any connection, like every URL the checks contact.
-        allowed = {h.lower().strip("[]") for h in ctx.allowed_hosts}
-        if url.host.lower().strip("[]") not in allowed:
-            raise TargetError(
-                f"database host {url.host!r} ({masked(url)}) is not in allowed_hosts"
-                f" {list(ctx.allowed_hosts)}"
-            )
+    # Checked before any connection, like every URL the checks contact; libpq reads its
+    # environment in this process, so that environment is the one that counts.
+    ensure_database_allowed(url, ctx.allowed_hosts, os.environ, masked(url))
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -313,6 +410,8 @@ def time_statements(
             if time.perf_counter() >= deadline:
                 raise ToolError(f"database check exceeded timeout after {done} of {total} runs")
             elapsed_ms, rows = _execute(conn, stmt, commit, deadline, secret)
+            if not commit:
+                _end_read_only(conn, stmt)
             (run.warmup_ms if round_no < settings.warmup else run.samples_ms).append(elapsed_ms)
             run.rows = rows
             done += 1
@@ -336,14 +435,35 @@ def _execute(
                 f"database check exceeded timeout in statement {stmt.name!r}:"
                 f" {_one_line(exc, secret)}"
             ) from exc
+        _raise_if_refused(conn, stmt, exc)
         raise ToolError(f"statement {stmt.name!r} failed: {_one_line(exc, secret)}") from exc
     return (time.perf_counter() - started) * 1000.0, rows
 
 
-def _engine(url: URL) -> Engine:
+def _engine(url: URL, read_only: bool) -> Engine:
+    connect_args: dict[str, Any] = {}
+    backend = url.get_backend_name()
+    if read_only and backend == "postgresql":
+        if url.get_driver_name() != "psycopg":
+            raise ToolError(
+                f"read-only statements on PostgreSQL need the psycopg driver"
+                f" (postgresql+psycopg://), not {url.drivername!r}: it sends each statement"
+                " alone, as a prepared statement"
+            )
+        options = url.query.get("options", "")
+        options = options if isinstance(options, str) else " ".join(options)
+        connect_args = {
+            "prepare_threshold": 0,  # every statement prepared: one statement per execution
+            "options": f"{options} -c default_transaction_read_only=on".strip(),
+        }
+    elif read_only and backend != "sqlite":
+        raise ToolError(
+            f"{url.drivername!r}: only SQLite and PostgreSQL sessions can be held to reading;"
+            " set allow_writes = true to run these statements on it anyway"
+        )
     try:
         # NullPool: one real connection, closed when the check ends.
-        return create_engine(url, poolclass=NullPool)
+        return create_engine(url, poolclass=NullPool, connect_args=connect_args)
     except ImportError as exc:
         raise ToolError(
             f"database driver for {url.drivername!r} is not installed: {exc}"
@@ -377,16 +497,96 @@ def _prepare(conn: Connection, *, read_only: bool, deadline: float) -> str:
                 # Aborts a running statement (OperationalError "interrupted") at the deadline.
                 raw.set_progress_handler(_past(deadline), _SQLITE_PROGRESS_STEPS)
             if read_only:
+                if not isinstance(raw, sqlite3.Connection):
+                    raise ToolError(
+                        f"read-only statements need Python's sqlite3 driver, not"
+                        f" {type(raw).__name__}"
+                    )
                 conn.exec_driver_sql("PRAGMA query_only = ON")
+                # From here on the authorizer is the guard (it also stops query_only = OFF).
+                raw.set_authorizer(_sqlite_reader(conn.info))
             return sqlite3.sqlite_version
         if backend == "postgresql":
             if read_only:
-                conn.exec_driver_sql("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                _pg_read_only(conn)
             conn.commit()  # the setting is session-wide; end the transaction that set it
     except SQLAlchemyError as exc:
         raise ToolError(f"cannot prepare the database session: {_one_line(exc)}") from exc
     version = conn.dialect.server_version_info
     return ".".join(str(part) for part in version) if version else "unknown"
+
+
+def _sqlite_reader(info: dict[Any, Any]) -> Callable[..., int]:
+    """An SQLite authorizer that allows reading only; what it denied goes into ``info``."""
+
+    def authorize(
+        action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None
+    ) -> int:
+        if action in _SQLITE_READ_ACTIONS:
+            if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in (
+                _SQLITE_DENIED_FUNCTIONS
+            ):
+                info[_SQLITE_REFUSED] = f"function {arg2}()"
+                return sqlite3.SQLITE_DENY
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_TRANSACTION and (arg1 or "").upper() == "ROLLBACK":
+            return sqlite3.SQLITE_OK  # the driver's own rollback; it undoes, never writes
+        name = _SQLITE_ACTION_NAMES.get(action, f"action {action}")
+        info[_SQLITE_REFUSED] = " ".join(x for x in (name.replace("_", " "), arg1, arg2) if x)
+        return sqlite3.SQLITE_DENY
+
+    return authorize
+
+
+def _raise_if_refused(conn: Connection, stmt: Statement, exc: Exception) -> None:
+    """ToolError naming what the SQLite authorizer denied, if that is why ``stmt`` failed."""
+    refused = conn.info.pop(_SQLITE_REFUSED, None)
+    if refused:
+        raise ToolError(
+            f"statement {stmt.name!r} refused by the read-only session: {refused}"
+        ) from exc
+
+
+def _pg_read_only(conn: Connection) -> None:
+    """A read-only session whose role cannot act outside its transactions, or ToolError."""
+    conn.exec_driver_sql("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    user = conn.exec_driver_sql("SELECT session_user").scalar()
+    powers = conn.exec_driver_sql(_PG_POWERS, {"power_roles": list(_PG_POWER_ROLES)}).first()
+    if powers is not None:
+        name, superuser, replication = powers
+        what = (
+            "a superuser" if superuser and name == user else
+            "a replication role" if replication and name == user else
+            f"a member of {name}"
+        )  # fmt: skip
+        raise ToolError(
+            f"read-only statements refuse the role {user!r}: it is {what}, whose rights reach"
+            " beyond a read-only transaction (other backends, server files and programs);"
+            " connect as a role without them"
+        )
+    dblink = conn.exec_driver_sql(_PG_DBLINK).scalar()
+    if dblink is not None:
+        raise ToolError(
+            f"read-only statements refuse the role {user!r}: it may call {dblink}, which runs"
+            " SQL in a second session that is not read-only; revoke EXECUTE on dblink's"
+            " functions from it"
+        )
+    conn.commit()
+    # psycopg now opens every transaction with BEGIN READ ONLY (set while none is open).
+    conn.connection.driver_connection.read_only = True  # type: ignore[union-attr]
+
+
+def _end_read_only(conn: Connection, stmt: Statement) -> None:
+    """Roll back one read-only execution; a statement that ended our transaction is an error."""
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        status = getattr(getattr(raw, "info", None), "transaction_status", None)
+        if status is None or status.name != "INTRANS":
+            _rollback(conn)
+            raise ToolError(
+                f"statement {stmt.name!r} ended the read-only transaction: refused"
+            )
+    conn.rollback()
 
 
 def _bound(conn: Connection, deadline: float) -> None:
@@ -404,30 +604,57 @@ def _past(deadline: float) -> Callable[[], int]:
 
 
 def _explain(
-    conn: Connection, stmt: Statement, run: StatementRun, deadline: float, secret: str | None
+    conn: Connection,
+    stmt: Statement,
+    run: StatementRun,
+    deadline: float,
+    secret: str | None,
+    *,
+    gate: bool = False,
+    record: bool = True,
 ) -> None:
-    """Fill ``run.plan`` and ``run.full_scans`` (SQLite and PostgreSQL only)."""
+    """Fill ``run.plan`` and ``run.full_scans`` (SQLite and PostgreSQL only).
+
+    ``gate`` (PostgreSQL, read-only): the statement must be one PostgreSQL can explain, and
+    its plan must change no table, or ToolError before anything has run.
+    """
     backend = conn.dialect.name
-    if backend not in ("sqlite", "postgresql") or leading_keyword(stmt.sql) == "EXPLAIN":
+    if backend not in ("sqlite", "postgresql"):
+        return
+    if not gate and leading_keyword(stmt.sql) == "EXPLAIN":
         return
     try:
         _bound(conn, deadline)
         if backend == "sqlite":
             rows = conn.execute(text("EXPLAIN QUERY PLAN " + stmt.sql), stmt.params).fetchall()
-            run.plan = [str(row[-1]) for row in rows]
-            run.full_scans = sqlite_full_scans(run.plan)
+            lines = [str(row[-1]) for row in rows]
+            scans = sqlite_full_scans(lines)
         else:
             rows = conn.execute(text("EXPLAIN (FORMAT JSON) " + stmt.sql), stmt.params).fetchall()
             plan = rows[0][0] if rows else None
             if isinstance(plan, str):  # a driver that does not decode json
                 plan = json.loads(plan)
-            run.plan = postgres_plan_lines(plan)
-            run.full_scans = postgres_full_scans(plan)
+            writes = postgres_writes(plan) if gate else []
+            if writes:
+                raise ToolError(
+                    f"statement {stmt.name!r} changes data ({', '.join(writes)}): refused"
+                    " unless allow_writes = true"
+                )
+            lines, scans = postgres_plan_lines(plan), postgres_full_scans(plan)
     except (SQLAlchemyError, ValueError) as exc:
         _rollback(conn)
+        _raise_if_refused(conn, stmt, exc)
+        if gate:
+            raise ToolError(
+                f"statement {stmt.name!r} is not a query PostgreSQL can explain, so it does"
+                f" not run read-only: {_one_line(exc, secret)}"
+            ) from exc
         raise ToolError(
             f"statement {stmt.name!r}: cannot explain its plan: {_one_line(exc, secret)}"
         ) from exc
+    _rollback(conn)  # explaining runs nothing, and each statement starts afresh
+    if record:
+        run.plan, run.full_scans = lines, scans
 
 
 def _rollback(conn: Connection) -> None:

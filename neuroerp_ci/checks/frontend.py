@@ -52,10 +52,13 @@ from neuroerp_ci.checks.interface import (
     KindSettings,
     typed_settings,
 )
+from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import TargetError, ToolError
+from neuroerp_ci.hosts import ensure_allowed, guarded_client
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
 from neuroerp_ci.percentiles import median
-from neuroerp_ci.target import ensure_allowed, resolve_url
+from neuroerp_ci.target import resolve_url
+from neuroerp_ci.text import printable_name
 
 REPORT_FILE = "frontend.json"
 CHUNK_SUFFIXES = frozenset({".js", ".mjs", ".cjs", ".css"})
@@ -161,21 +164,27 @@ def find_chunks(dist: Path) -> list[Path]:
 
 
 def chunk_names(paths: Sequence[Path]) -> list[str]:
-    """Hash-free names; names that would collide keep the full file name."""
-    names = [chunk_name(p.name) for p in paths]
+    """Hash-free names of ``paths`` (relative to the build directory); names that would
+    collide keep their whole path, so no chunk hides another. Odd bytes and control
+    characters of a name are escaped (``\\xff.js``), one to one."""
+    names = [chunk_name(printable_name(p.name)) for p in paths]
     counts = Counter(names)
-    return [n if counts[n] == 1 else p.name for n, p in zip(names, paths, strict=True)]
+    return [
+        n if counts[n] == 1 else printable_name(p.as_posix())
+        for n, p in zip(names, paths, strict=True)
+    ]
 
 
 def measure_chunks(dist: Path, compressor: Compressor) -> list[Chunk]:
     paths = find_chunks(dist)
     chunks = []
-    for path, name in zip(paths, chunk_names(paths), strict=True):
+    names = chunk_names([p.relative_to(dist) for p in paths])
+    for path, name in zip(paths, names, strict=True):
         data = path.read_bytes()
         chunks.append(
             Chunk(
                 name,
-                path.relative_to(dist).as_posix(),
+                printable_name(path.relative_to(dist).as_posix()),
                 len(data),
                 gzip_size(data),
                 len(compressor.compress(data)),
@@ -321,6 +330,36 @@ class FrontendCheck(CheckKind):
     name: ClassVar[str] = "frontend"
     settings_model: ClassVar[type[KindSettings]] = FrontendSettings
     exclusive: ClassVar[bool] = True
+    # Without page timings: bundle sizes have no limit that suits every build.
+    completed_means: ClassVar[str] = "every chunk under dist was measured"
+
+    def metric_names(self, settings: KindSettings) -> MetricNames:
+        fe = settings if isinstance(settings, FrontendSettings) else FrontendSettings()
+        packed = {"brotli": {"br"}, "zstd": {"zst"}, "auto": {"br", "zst"}}[fe.compression]
+        sizes = {"raw_bytes", "gzip_bytes"} | {f"{p}_bytes" for p in packed}
+        fixed = {"chunk_count", "largest_chunk_bytes"} | {f"total_{s}" for s in sizes}
+        page = {
+            "page_ttfb_ms", "page_load_ms", "page_assets", "page_transfer_bytes",
+            "page_failed_requests",
+        }  # fmt: skip
+        choice = {"br": 'compression = "brotli" or "auto"', "zst": 'compression = "zstd" or "auto"'}
+        needs = {f"{p}_bytes": choice[p] for p in set(choice) - packed}
+        needs.update({f"total_{n}": need for n, need in needs.items()})
+        if not fe.page_timings:
+            needs.update(dict.fromkeys(page, "page_timings = true"))
+        return MetricNames(
+            fixed=frozenset(fixed | (page if fe.page_timings else set())),
+            per_item=frozenset(sizes),
+            items=None,  # the chunks found under dist, named without their content hash
+            item="chunk",
+            item_pattern=r".+\.(js|mjs|cjs|css)",
+            needs=needs,
+        )
+
+    def default_conditions(self, settings: KindSettings) -> tuple[dict[str, Any], ...]:
+        if isinstance(settings, FrontendSettings) and settings.page_timings:
+            return ({"metric": "page_failed_requests", "max": 0},)
+        return ()
 
     def __init__(self, transport: httpx.BaseTransport | None = None) -> None:
         # Tests inject httpx.MockTransport here.
@@ -329,12 +368,9 @@ class FrontendCheck(CheckKind):
     def needs_target_for(self, check: Check) -> bool:
         return typed_settings(check, FrontendSettings).page_timings
 
-    def client(self, settings: FrontendSettings) -> httpx.Client:
-        return httpx.Client(
-            transport=self._transport,
-            timeout=settings.request_timeout,
-            follow_redirects=False,  # a redirect could lead to a host nobody allowed
-            trust_env=False,  # no proxy from the environment
+    def client(self, settings: FrontendSettings, allowed_hosts: Sequence[str]) -> httpx.Client:
+        return guarded_client(
+            allowed_hosts, transport=self._transport, timeout=settings.request_timeout
         )
 
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
@@ -383,7 +419,7 @@ class FrontendCheck(CheckKind):
                 raise ToolError(f"page timings exceeded timeout after {i} of {total} loads")
             loads.append(
                 load_page(
-                    lambda: self.client(settings), page_url, ctx.allowed_hosts,
+                    lambda: self.client(settings, ctx.allowed_hosts), page_url, ctx.allowed_hosts,
                     warmup=i < settings.warmup,
                 )
             )

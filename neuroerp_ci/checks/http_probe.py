@@ -17,16 +17,19 @@ happened to be measured last. httpcore's ``trace`` extension gives connect, TLS 
 time-to-first-byte timings per request; total latency is wall time around the whole request
 including reading the body.
 
-Every URL's host must be in ``ctx.allowed_hosts``; this is checked for all endpoints before
-the first request. A target where no request got any HTTP answer is a TargetError (status
-error), never a pass; otherwise HTTP errors and wrong statuses become the error rate.
+Every URL's host must be in ``ctx.allowed_hosts`` (the rule of :mod:`neuroerp_ci.hosts`);
+this is checked for all endpoints before the first request, and the client checks again the
+host it dials. Redirects are not followed: a 3xx is an answer with that status. A target
+where no request got any HTTP answer is a TargetError (status error), never a pass;
+otherwise HTTP errors and wrong statuses become the error rate.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -41,10 +44,13 @@ from neuroerp_ci.checks.interface import (
     KindSettings,
     typed_settings,
 )
+from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import TargetError, ToolError
+from neuroerp_ci.hosts import ensure_allowed, guarded_client, http_url_problem
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
 from neuroerp_ci.percentiles import median, summary
-from neuroerp_ci.target import ensure_allowed, resolve_url
+from neuroerp_ci.placeholders import expand
+from neuroerp_ci.target import resolve_url
 
 SAMPLES_FILE = "http_samples.json"
 
@@ -77,8 +83,9 @@ class Endpoint(KindSettings):
     def _one_location(self) -> Endpoint:
         if (self.path is None) == (self.url is None):
             raise ValueError("give exactly one of 'path' or 'url'")
-        if self.url is not None and not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"'url' must be an absolute http:// or https:// URL, got {self.url!r}")
+        problem = http_url_problem(self.url) if self.url is not None else None
+        if problem:
+            raise ValueError(f"'url' must be an absolute http:// or https:// URL: {problem}")
         return self
 
 
@@ -92,8 +99,8 @@ class HttpProbeSettings(KindSettings):
     @field_validator("endpoints")
     @classmethod
     def _unique_names(cls, value: list[Endpoint]) -> list[Endpoint]:
-        names = [e.name for e in value]
-        dups = sorted({n for n in names if names.count(n) > 1})
+        counts = Counter(e.name for e in value)
+        dups = sorted(n for n, count in counts.items() if count > 1)
         if dups:
             raise ValueError(f"duplicate endpoint names {dups}")
         return value
@@ -101,10 +108,11 @@ class HttpProbeSettings(KindSettings):
 
 @dataclass(frozen=True)
 class ResolvedEndpoint:
-    """An endpoint with its URL resolved and allowed."""
+    """An endpoint with its URL resolved and allowed, and its headers with secrets in."""
 
     endpoint: Endpoint
     url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -154,13 +162,20 @@ class _Timeline:
 
 
 def resolve_targets(
-    endpoints: Sequence[Endpoint], base_url: str | None, allowed_hosts: Sequence[str]
+    endpoints: Sequence[Endpoint],
+    base_url: str | None,
+    allowed_hosts: Sequence[str],
+    secrets: Mapping[str, str] | None = None,
 ) -> list[ResolvedEndpoint]:
-    """Resolve every endpoint's URL and check its host, all before any request."""
+    """Resolve every endpoint's URL and check its host, all before any request.
+
+    ``secrets`` are the values of ``{env:NAME}`` / ``{secret:BLOCK}`` in ``url`` and headers.
+    """
     targets = []
+    secrets = secrets or {}
     for ep in endpoints:
         url = (
-            ep.url
+            expand(ep.url, secrets)
             if ep.url is not None
             else resolve_url(ep.path or "", base_url, f"endpoint {ep.name!r} path")
         )
@@ -169,7 +184,8 @@ def resolve_targets(
         except httpx.InvalidURL as exc:
             raise TargetError(f"endpoint {ep.name!r}: invalid URL {url!r}: {exc}") from exc
         ensure_allowed(url, allowed_hosts, f"endpoint {ep.name!r}")
-        targets.append(ResolvedEndpoint(ep, url))
+        headers = {k: expand(v, secrets) for k, v in ep.headers.items()}
+        targets.append(ResolvedEndpoint(ep, url, headers))
     return targets
 
 
@@ -223,7 +239,7 @@ def _request(
         ep.method,
         target.url,
         json=ep.body,
-        headers=ep.headers,
+        headers=dict(target.headers),
         timeout=httpx.Timeout(timeout),
         extensions={"trace": timeline},
     )
@@ -319,26 +335,38 @@ class HttpProbeCheck(CheckKind):
         # Tests inject httpx.MockTransport (or a counting real transport) here.
         self._transport = transport
 
-    def client(self, settings: HttpProbeSettings) -> httpx.Client:
-        """The one client of a probe: no redirects, no proxies from the environment."""
-        return httpx.Client(
+    def metric_names(self, settings: KindSettings) -> MetricNames:
+        endpoints = settings.endpoints if isinstance(settings, HttpProbeSettings) else []
+        overall = {"p50_ms", "p95_ms", "p99_ms", "error_rate", "max_ms", "requests"}
+        return MetricNames(
+            fixed=frozenset(overall | {"throughput_rps", "connect_ms", "tls_ms", "ttfb_ms"}),
+            per_item=frozenset({"p50_ms", "p95_ms", "p99_ms", "mean_ms", "error_rate"}),
+            items=frozenset(e.name for e in endpoints),
+            item="endpoint",
+        )
+
+    def default_conditions(self, settings: KindSettings) -> tuple[dict[str, Any], ...]:
+        return ({"metric": "error_rate", "max": 0.01},)  # over all endpoints
+
+    def client(self, settings: HttpProbeSettings, allowed_hosts: Sequence[str]) -> httpx.Client:
+        """The one client of a probe: allowed hosts only, a redirect counts as its status."""
+        return guarded_client(
+            allowed_hosts,
             transport=self._transport,
             verify=settings.verify_tls,
             timeout=settings.request_timeout,
-            # A redirect could lead to a host nobody allowed; it counts as a status instead.
-            follow_redirects=False,
-            # A proxy from HTTP_PROXY would see our traffic and bypass the host allow-list.
-            trust_env=False,
         )
 
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
         settings = typed_settings(check, HttpProbeSettings)
-        targets = resolve_targets(settings.endpoints, ctx.base_url, ctx.allowed_hosts)
+        targets = resolve_targets(
+            settings.endpoints, ctx.base_url, ctx.allowed_hosts, ctx.secrets
+        )
         deadline = time.perf_counter() + check.timeout
         artifact = ctx.work_dir / SAMPLES_FILE
         run = ProbeRun()
         try:
-            with self.client(settings) as client:
+            with self.client(settings, ctx.allowed_hosts) as client:
                 run = probe(
                     client,
                     targets,

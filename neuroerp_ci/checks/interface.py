@@ -12,20 +12,25 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
-from neuroerp_ci.errors import NeuroErpCiError
+from neuroerp_ci.checks.metric_names import MetricNames
+from neuroerp_ci.errors import NeuroErpCiError, ToolError
+from neuroerp_ci.hosts import LOOPBACK_HOSTS
 from neuroerp_ci.model import CheckResult, CheckStatus, Priority
+from neuroerp_ci.placeholders import expand
+from neuroerp_ci.text import printable_result
 
 
 class KindSettings(BaseModel):
     """Base of every kind's settings: unknown keys are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TargetUserSettings(KindSettings):
@@ -46,6 +51,9 @@ class Check:
     timeout: float  # seconds, applied to every subprocess and request loop of the check
     settings: KindSettings
     estimate_s: float | None = None  # expected duration, for the plan's critical path
+    # ``[[checks]] env``: added to the environment of this check's tools only, placeholders
+    # as written (expanded by :func:`execute_check`)
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,9 +65,11 @@ class CheckContext:
     python: str  # interpreter used for Python tools (pytest) in the target project
     env: Mapping[str, str]  # environment for subprocesses (the caller's, plus NEUROERP_CI_*)
     base_url: str | None = None  # the target's resolved base URL, if the pipeline has one
-    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
-    advisories: Path | None = None  # offline OSV advisory mirror directory, if configured
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    advisories: tuple[Path, ...] = ()  # offline OSV advisory mirror folders, if configured
     extra: Mapping[str, str] = field(default_factory=dict)
+    # {env:NAME} / {secret:BLOCK} placeholder values ("env:NAME" -> value): secret, never shown
+    secrets: Mapping[str, str] = field(default_factory=dict)
 
 
 class CheckKind(ABC):
@@ -71,6 +81,24 @@ class CheckKind(ABC):
     exclusive: ClassVar[bool] = False
     # Kinds that talk to the target service need it running.
     needs_target: ClassVar[bool] = False
+    # Settings fields whose placeholders are replaced, and which (neuroerp_ci.placeholders).
+    placeholders: ClassVar[Mapping[str, frozenset[str]]] = {}
+    # For a kind without default conditions: what ``completed`` alone already makes sure of.
+    completed_means: ClassVar[str] = ""
+
+    @abstractmethod
+    def metric_names(self, settings: KindSettings) -> MetricNames:
+        """Every metric a check with these settings can produce; conditions must name one."""
+
+    def default_conditions(self, settings: KindSettings) -> tuple[dict[str, Any], ...]:
+        """The conditions (pipeline-file form, without ``check``) of a check that has none of
+        its own in a stage. A kind without any says why in :attr:`completed_means`."""
+        return ()
+
+    def runs_target_python(self, check: Check) -> bool:
+        """Whether this check runs on (or audits) the target's interpreter: its verdict is
+        then about that interpreter's packages. ``{python}`` in settings counts too."""
+        return False
 
     def needs_target_for(self, check: Check) -> bool:
         """Whether the runner must have the target service up for this check."""
@@ -99,7 +127,7 @@ def execute_check(kind: CheckKind, check: Check, ctx: CheckContext) -> CheckResu
     started = time.perf_counter()
     try:
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
-        result = kind.measure(check, ctx)
+        result = kind.measure(check, with_check_env(check, ctx))
     except NeuroErpCiError as exc:
         result = CheckResult(check.id, check.kind, CheckStatus.ERROR, reason=str(exc))
     except Exception as exc:  # noqa: BLE001 - a crashing kind must not crash the stage
@@ -107,7 +135,31 @@ def execute_check(kind: CheckKind, check: Check, ctx: CheckContext) -> CheckResu
             check.id, check.kind, CheckStatus.ERROR, reason=f"internal error: {exc!r}"
         )
     result.duration_s = round(time.perf_counter() - started, 3)
-    return result
+    # File names and tool output may hold any bytes; reports and the store hold text.
+    return printable_result(result)
+
+
+def with_check_env(check: Check, ctx: CheckContext) -> CheckContext:
+    """``ctx`` with the check's own ``env`` on top of its environment, placeholders expanded."""
+    if not check.env:
+        return ctx
+    values = placeholder_values(ctx, list(check.env.values()))
+    own = {name: expand(value, values) for name, value in check.env.items()}
+    return replace(ctx, env={**ctx.env, **own})
+
+
+def placeholder_values(ctx: CheckContext, texts: list[str]) -> dict[str, str]:
+    """Values for ``{python}``, ``{project}``, ``{base_url}`` and ``{port}`` (and the run's
+    ``{env:NAME}`` / ``{secret:BLOCK}``) in a check's ``texts``."""
+    values = {"python": ctx.python, "project": str(ctx.project_dir), "base_url": ctx.base_url or ""}
+    values.update(ctx.secrets)
+    if any(p in t for p in ("{base_url}", "{port}") for t in texts):
+        if ctx.base_url is None:
+            raise ToolError("{base_url} or {port} is used: needs a target base_url")
+        port = urlsplit(ctx.base_url).port
+        if port is not None:
+            values["port"] = str(port)
+    return values
 
 
 def skipped(check: Check, reason: str) -> CheckResult:

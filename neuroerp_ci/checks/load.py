@@ -47,8 +47,13 @@ to 127.0.0.1. ``workers = "external"`` starts only the master, bound to
 Fail closed: a locustfile that does not load, locust exiting non-zero or before the planned
 duration, no request in the measured window, or a target that stops answering mid-run each
 raise (status ``error``) with locust's own message. The target host is checked against
-``ctx.allowed_hosts`` before locust starts. Requests to absolute URLs written into the
-locustfile itself are the project's code and are not checked.
+``ctx.allowed_hosts`` before locust starts, and inside every locust process the wrapper
+guards name resolution (``getaddrinfo``, which requests, urllib3 and geventhttpclient all go
+through, redirects included): a request to any other host, such as an absolute URL written
+into the locustfile, fails in locust's stats with "neuroerp-ci refused host ..." without a
+connection, and a run with any refused request is an error naming the hosts (its timings
+would mix those requests in). Code that opens raw sockets to numeric addresses, or undoes
+the guard, is beyond what a wrapper can stop.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from neuroerp_ci.checks._locust_stats import (
+    PERCENTILES,
     SATURATED_CPU_PCT,
     EndpointStats,
     RunRecord,
@@ -77,10 +83,12 @@ from neuroerp_ci.checks._locust_stats import (
 )
 from neuroerp_ci.checks._outputs import read_json_file, remove_stale, write_log
 from neuroerp_ci.checks.interface import Check, CheckContext, CheckKind, KindSettings
+from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import TargetError, ToolError
+from neuroerp_ci.hosts import allowed_set, ensure_allowed
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
-from neuroerp_ci.target import ensure_allowed, free_port, log_tail, stop_process_group
-from neuroerp_ci.tooling import ToolRun, describe, find_tool, run_tool
+from neuroerp_ci.target import free_port, log_tail, stop_process_group
+from neuroerp_ci.tooling import ToolRun, describe, find_tool, run_tool, start_group
 
 STATS_BASE = "locust_stats"  # locust appends ".json"
 RECORD_FILE = "locust_run.json"
@@ -162,6 +170,27 @@ class LocustLoadCheck(CheckKind):
     exclusive: ClassVar[bool] = True
     needs_target: ClassVar[bool] = True
 
+    def metric_names(self, settings: KindSettings) -> MetricNames:
+        per_endpoint = {"requests", "failures", "failure_ratio", "rps", "mean_ms", "max_ms"}
+        per_endpoint |= set(PERCENTILES)
+        run = {"duration_s", "users", "task_exceptions"}
+        generator = {"generator_cpu_pct", "generator_busy_pct", "generator_saturated"}
+        return MetricNames(
+            fixed=frozenset(per_endpoint | run | generator),
+            per_item=frozenset(per_endpoint),
+            items=None,  # locust's endpoints, labelled as endpoint_labels() does
+            item="endpoint",
+            item_pattern=r"[a-z0-9_]+",
+        )
+
+    def default_conditions(self, settings: KindSettings) -> tuple[dict[str, Any], ...]:
+        return (
+            {"metric": "failure_ratio", "max": 0.01},
+            {"metric": "task_exceptions", "max": 0},  # the locustfile's own code crashed
+            # A saturated generator measured itself: a warning, as for any load test.
+            {"metric": "generator_saturated", "max": 0, "severity": "warning"},
+        )
+
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
         settings = check.settings
         if not isinstance(settings, LoadSettings):
@@ -189,6 +218,7 @@ class LocustLoadCheck(CheckKind):
                 record_path=str(record_path),
                 warmup_s=settings.warmup_s,
                 stages=[s.model_dump() for s in settings.shape or []],
+                allowed_hosts=sorted(allowed_set(ctx.allowed_hosts)),
             ),
             encoding="utf-8",
         )
@@ -277,6 +307,13 @@ def interpret(
 ) -> list[Metric]:
     """Metrics of a finished run, or ToolError / TargetError when it cannot be trusted."""
     tail = run.tail()
+    if record.refused:
+        # No connection was made, but the failures sit in the timings: nothing to measure.
+        hosts = ", ".join(f"{host!r} x {count}" for host, count in record.refused)
+        raise TargetError(
+            f"the locustfile sent requests to hosts outside allowed_hosts, refused before"
+            f" connecting: {hosts} (list them in the target's allowed_hosts to load-test them)"
+        )
     if record.started is None or record.stopped is None:
         raise ToolError(f"locust never started the load test: {tail}")
     ran = record.stopped - record.started
@@ -385,9 +422,9 @@ class LocalWorkers:
             log_path = log_dir / f"locust-worker-{i + 1}.log"
             with log_path.open("wb") as log:  # the child keeps its own descriptor
                 try:
-                    proc = subprocess.Popen(  # noqa: S603 - argument list, never a shell
-                        list(argv), cwd=str(cwd), env=dict(env), stdin=subprocess.DEVNULL,
-                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                    proc = start_group(  # tracked: dies with the run, and with neuroerp-ci
+                        argv, cwd=str(cwd), env=dict(env), stdin=subprocess.DEVNULL,
+                        stdout=log, stderr=subprocess.STDOUT,
                     )
                 except OSError as exc:
                     raise ToolError(f"cannot start {describe(argv)}: {exc}") from exc
@@ -419,36 +456,108 @@ class LocalWorkers:
 
 
 def render_wrapper(
-    *, record_path: str, warmup_s: float, stages: Sequence[Mapping[str, Any]]
+    *,
+    record_path: str,
+    warmup_s: float,
+    stages: Sequence[Mapping[str, Any]],
+    allowed_hosts: Sequence[str],
 ) -> str:
-    """The wrapper locustfile's source with its settings embedded as a JSON string literal."""
+    """The wrapper locustfile's source with its settings embedded as a JSON string literal.
+
+    ``allowed_hosts`` are canonical (:func:`neuroerp_ci.hosts.allowed_set`): remote workers
+    may not have neuroerp-ci installed, so the wrapper compares with them on its own terms.
+    """
     config = json.dumps(
-        {"record": record_path, "warmup_s": warmup_s, "stages": [dict(s) for s in stages]},
+        {
+            "record": record_path,
+            "warmup_s": warmup_s,
+            "stages": [dict(s) for s in stages],
+            "allowed_hosts": list(allowed_hosts),
+        },
         sort_keys=True,
     )
     return _WRAPPER.replace("__CONFIG__", repr(config))
 
 
 # The wrapper locustfile, loaded by every locust process (local, master, workers; remote
-# workers download it with `-f -`). Only locust's public event hooks: warm-up ends with a
+# workers download it with `-f -`) before the project's locustfile. It guards getaddrinfo
+# (see the module docstring). Otherwise only locust's public event hooks: warm-up ends with a
 # stats reset in every process; CPU time is measured per process during the load (locust
 # samples CPU only every 10 s) and workers send theirs to the master; the master (or the
 # single process) writes the run record at `quitting`, with locust's failure messages, which
 # --json-file does not contain.
 _WRAPPER = '''"""Generated by neuroerp-ci for one load check: rewritten on every run."""
 
+import _socket
+import ipaddress
 import json
 import os
 import socket
 import time
 
 import gevent
+import gevent._socketcommon
+import gevent.socket
 from locust import LoadTestShape, events
 from locust.runners import MasterRunner, WorkerRunner
 
 _CONFIG = json.loads(__CONFIG__)
 _MESSAGE = "neuroerp_ci_generator"
-_state = {"generators": []}
+_ALLOWED = frozenset(_CONFIG["allowed_hosts"])
+_REFUSED = "neuroerp-ci refused host"
+_state = {"generators": [], "refused": {}}
+
+
+def _numeric(host):
+    """The address a resolver reads in ``host`` (127.1, 0x7f.0.0.1, ::ffff:7f00:1), or None."""
+    try:
+        infos = _socket.getaddrinfo(host, None, 0, 0, 0, socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError, ValueError, TypeError):
+        return None
+    address = ipaddress.ip_address(infos[0][4][0].split("%")[0])
+    return str(getattr(address, "ipv4_mapped", None) or address)
+
+
+def _canonical(host):
+    """``host`` as the allow-list spells it (neuroerp_ci.hosts), or None when it cannot be."""
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    if not isinstance(host, str) or not host:
+        return None
+    address = _numeric(host)
+    if address is not None:
+        return address
+    name = host.lower()
+    if name.endswith("."):
+        name = name[:-1]
+        if _numeric(name) is not None:
+            return None  # "127.0.0.1." goes to DNS as a name
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+
+
+def _guarded(original):
+    def getaddrinfo(host, *args, **kwargs):
+        if _canonical(host) not in _ALLOWED:
+            shown = host if isinstance(host, str) else repr(host)
+            _state["refused"][shown] = _state["refused"].get(shown, 0) + 1
+            raise socket.gaierror(
+                socket.EAI_NONAME,
+                "%s %r: not in allowed_hosts %s" % (_REFUSED, host, sorted(_ALLOWED)),
+            )
+        return original(host, *args, **kwargs)
+
+    getaddrinfo.neuroerp_ci_guard = True
+    return getaddrinfo
+
+
+# Every client (requests/urllib3, geventhttpclient, socket.create_connection) resolves the
+# host it is about to dial through one of these, redirects included.
+for _module in (socket, gevent.socket, gevent._socketcommon):
+    if not getattr(_module.getaddrinfo, "neuroerp_ci_guard", False):
+        _module.getaddrinfo = _guarded(_module.getaddrinfo)
 
 
 def _role(runner):
@@ -524,11 +633,21 @@ def _on_test_stop(environment, **_kwargs):
         "wall_s": time.monotonic() - _state["wall0"],
         "busy_s": None if busy is None or _state["busy0"] is None else busy - _state["busy0"],
         "cpu_warning": bool(getattr(runner, "cpu_warning_emitted", False)),
+        "refused": dict(_state["refused"]),  # kept apart from stats: a reset clears those
     }
     if isinstance(runner, WorkerRunner):
         runner.send_message(_MESSAGE, usage)
     else:
         _state["generators"].append(usage)
+
+
+def _refused_total():
+    total = dict(_state["refused"])  # this process's, up to now; then each worker's
+    for usage in _state["generators"]:
+        if usage.get("role") == "worker":
+            for host, count in (usage.get("refused") or {}).items():
+                total[host] = total.get(host, 0) + count
+    return total
 
 
 @events.quitting.add_listener
@@ -550,6 +669,7 @@ def _on_quitting(environment, **_kwargs):
         "cpu_warning": bool(getattr(runner, "cpu_warning_emitted", False)),
         "worker_cpu_warning": bool(getattr(runner, "worker_cpu_warning_emitted", False)),
         "workers": _state.get("workers", 0),
+        "refused": _refused_total(),
     }
     path = _CONFIG["record"]
     with open(path + ".tmp", "w", encoding="utf-8") as fh:

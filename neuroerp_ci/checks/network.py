@@ -33,11 +33,11 @@ import json
 import socket
 import ssl
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
@@ -49,10 +49,12 @@ from neuroerp_ci.checks.interface import (
     KindSettings,
     typed_settings,
 )
+from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import TargetError, ToolError
+from neuroerp_ci.hosts import ensure_allowed
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
 from neuroerp_ci.percentiles import median
-from neuroerp_ci.target import ensure_allowed, resolve_url
+from neuroerp_ci.target import resolve_url
 
 SAMPLES_FILE = "network_samples.json"
 TARGET_HOST_NAME = "target"
@@ -79,11 +81,16 @@ class NetworkSettings(KindSettings):
     @field_validator("hosts")
     @classmethod
     def _unique_names(cls, value: list[NetworkHost]) -> list[NetworkHost]:
-        names = [h.name for h in value]
-        dups = sorted({n for n in names if names.count(n) > 1})
+        counts = Counter(h.name for h in value)
+        dups = sorted(n for n, count in counts.items() if count > 1)
         if dups:
             raise ValueError(f"duplicate host names {dups}")
         return value
+
+
+def _host_names(settings: KindSettings) -> list[str]:
+    hosts = settings.hosts if isinstance(settings, NetworkSettings) else []
+    return [h.name for h in hosts] or [TARGET_HOST_NAME]
 
 
 @dataclass(frozen=True)
@@ -129,17 +136,14 @@ def resolve_hosts(
     targets = []
     for entry in hosts:
         url = resolve_url(entry.url, base_url, f"host {entry.name!r} url")
-        ensure_allowed(url, allowed_hosts, f"url of {entry.name!r}")
-        parts = urlsplit(url)
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError as exc:
-            raise TargetError(f"host {entry.name!r}: invalid port in {url!r}") from exc
-        host = parts.hostname or ""
-        shown = f"[{host}]" if ":" in host else host
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        authority = shown if parts.port is None else f"{shown}:{port}"
-        targets.append(HostTarget(entry.name, url, parts.scheme, host, port, authority, path))
+        # The canonical host is what gets resolved and dialled: the host that was allowed.
+        parsed = ensure_allowed(url, allowed_hosts, f"url of {entry.name!r}")
+        targets.append(
+            HostTarget(
+                entry.name, url, parsed.scheme, parsed.host, parsed.port, parsed.authority,
+                parsed.target,
+            )
+        )
     return targets
 
 
@@ -301,6 +305,17 @@ class NetworkCheck(CheckKind):
     settings_model: ClassVar[type[KindSettings]] = NetworkSettings
     exclusive: ClassVar[bool] = True
     needs_target: ClassVar[bool] = True
+
+    def metric_names(self, settings: KindSettings) -> MetricNames:
+        return MetricNames(
+            per_item=frozenset({"dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "failures"}),
+            items=frozenset(_host_names(settings)),
+            item="host",
+        )
+
+    def default_conditions(self, settings: KindSettings) -> tuple[dict[str, Any], ...]:
+        # Every host must answer every sample; timings have no limit that suits every path.
+        return tuple({"metric": f"{name}.failures", "max": 0} for name in _host_names(settings))
 
     def __init__(self, resolver: Resolver | None = None) -> None:
         # Tests inject a counting resolver here; the default is the system's.

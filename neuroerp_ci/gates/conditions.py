@@ -7,8 +7,10 @@ or a statistical regression test (:mod:`~neuroerp_ci.gates.regression`).
 Fail closed: a condition on a check that errored, was skipped, or lacks the metric resolves by
 its ``on_error`` / ``on_missing`` policy, whose default is ``fail`` whatever the severity. A
 baseline condition without a baseline yet resolves by ``on_no_baseline`` (default ``warn``)
-with a reason saying so: never a silent pass. A check without conditions still gets one
-outcome, ``completed``, so an error is never silent.
+with a reason saying so: never a silent pass. A check without conditions of its own in a stage
+gets its kind's default conditions (``failed <= 0 (default)`` ...), and a kind without any, or a
+pipeline that opted out (``default_conditions = false``), gets ``completed``: an error is never
+silent.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from neuroerp_ci.model import (
 )
 from neuroerp_ci.reports.format import format_value
 
+# Ends the condition text of a kind's default condition, in every report.
+DEFAULT_MARK = " (default)"
+
 
 def evaluate_stage(
     stage: Stage,
@@ -46,19 +51,20 @@ def evaluate_stage(
     provider); without one, each of them reports "no baseline yet".
     """
     outcomes: list[Outcome] = []
-    for check_id in stage.checks:
+    for check_id, (conditions, default) in stage.conditions_by_check().items():
         check, result = checks[check_id], results[check_id]
-        conditions = [c for c in stage.conditions if c.check == check_id]
         if not conditions:
             outcomes.append(completed(check, result))
         outcomes.extend(
-            evaluate(cond, check, result, baselines, stage=stage.name) for cond in conditions
+            evaluate(cond, check, result, baselines, stage=stage.name, default=default)
+            for cond in conditions
         )
     return outcomes
 
 
 def completed(check: Check, result: CheckResult) -> Outcome:
-    """The implicit condition of a check with none of its own: it must have run."""
+    """The implicit condition of a check with no condition of its own and no kind default
+    (or ``default_conditions = false``): it must have run."""
     severity = Severity.for_priority(check.priority)
     if result.status is CheckStatus.OK:
         status, reason = OutcomeStatus.PASS, f"completed in {result.duration_s:.1f} s"
@@ -76,13 +82,17 @@ def evaluate(
     baselines: BaselineProvider = NO_BASELINES,
     *,
     stage: str | None = None,
+    default: bool = False,
 ) -> Outcome:
     """The outcome of one condition on one check's result.
 
-    ``stage`` only names the stage in a "no baseline yet" reason.
+    ``stage`` only names the stage in a "no baseline yet" reason; ``default`` marks a kind's
+    default condition: its text ends in ``(default)``.
     """
     severity = cond.severity or Severity.for_priority(check.priority)
     text, target = describe(cond)
+    if default:
+        text += DEFAULT_MARK
     judgement = _judge(cond, check.id, result, baselines, stage, target)
     reason = judgement.reason
     if judgement.resolution == "breached" and result.reason:

@@ -15,7 +15,8 @@ are shown in their natural form; any other unit is appended as written.
 from __future__ import annotations
 
 import math
-import re
+
+from neuroerp_ci.text import printable
 
 MISSING = "—"  # a value that was not measured or does not apply
 NOT_A_NUMBER = "n/a"
@@ -26,9 +27,6 @@ _PERCENT_UNITS = frozenset({"%", "percent", "pct"})
 _BYTE_UNITS = frozenset({"B", "bytes", "byte"})
 _SECOND_UNITS = frozenset({"s", "seconds", "sec"})
 _BINARY_PREFIXES = ("KiB", "MiB", "GiB", "TiB")
-# Colour and cursor codes that tools print into reasons; a report shows them as garbage.
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def format_number(value: float) -> str:
@@ -87,11 +85,12 @@ def format_duration(seconds: float) -> str:
 
 
 def plain_text(text: str) -> str:
-    """Tool output made printable: ANSI escapes removed, other control characters → U+FFFD.
+    """Tool output made printable: ANSI escapes removed, other control characters → U+FFFD,
+    undecodable bytes of a file name as ``\\xNN`` (:func:`neuroerp_ci.text.printable`).
 
     Tabs and line breaks stay; each format decides what to do with them.
     """
-    return _CONTROL.sub("\ufffd", _ANSI_ESCAPE.sub("", text))
+    return printable(text)
 
 
 def _percent(percent: float) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +34,7 @@ from neuroerp_ci.model import (
 )
 
 SCHEMA_VERSION = 1
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 JsonObject = dict[str, Any]
 
@@ -71,6 +73,9 @@ def report_to_dict(report: StageReport) -> JsonObject:
         "target": report.target,
         "verdict": report.verdict.value,
         "summary": report.summary,
+        "recorded": report.recorded,
+        "record_error": report.record_error,
+        "tested": dict(report.tested),
         "started_at": report.started_at,
         "finished_at": report.finished_at,
         "duration_s": _number(report.duration_s),
@@ -122,6 +127,9 @@ def report_from_dict(
             outcomes=[_outcome_from(o) for o in data["outcomes"]],
             summary=str(data.get("summary", "")),
             schema_version=SCHEMA_VERSION,
+            recorded=None if data.get("recorded") is None else bool(data["recorded"]),
+            record_error=str(data.get("record_error") or ""),
+            tested={str(k): str(v) for k, v in (data.get("tested") or {}).items()},
         )
     except KeyError as exc:
         raise ValueError(f"report.json: missing key {exc.args[0]!r}") from exc
@@ -131,11 +139,19 @@ def report_from_dict(
 
 def _dump(document: object) -> str:
     # allow_nan=False: every non-finite number must have been mapped to null already.
-    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return _escape_surrogates(
+        json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    )
 
 
 def _dump_one(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    return _escape_surrogates(json.dumps(value, ensure_ascii=False, allow_nan=False))
+
+
+def _escape_surrogates(text: str) -> str:
+    """A lone surrogate (a byte of a file name that is not UTF-8) cannot be written as UTF-8;
+    in JSON it can be escaped, as ensure_ascii would."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _number(value: float) -> float | None:
@@ -175,6 +191,8 @@ def _check(result: CheckResult) -> JsonObject:
         "duration_s": _number(result.duration_s),
         "metrics": {name: _metric(result.metrics[name]) for name in sorted(result.metrics)},
         "findings": [_finding(finding) for finding in result.findings],
+        # Hidden by the project (bandit "# nosec"): shown, never counted by a findings limit.
+        "suppressed": [_finding(finding) for finding in result.suppressed],
         "artifacts": dict(sorted(result.artifacts.items())),
         "tool_versions": dict(sorted(result.tool_versions.items())),
     }
@@ -245,6 +263,7 @@ def _check_from(data: Mapping[str, Any], samples: Mapping[str, Any]) -> CheckRes
         findings=[_finding_from(f) for f in data.get("findings", [])],
         artifacts={str(k): str(v) for k, v in data.get("artifacts", {}).items()},
         tool_versions={str(k): str(v) for k, v in data.get("tool_versions", {}).items()},
+        suppressed=[_finding_from(f) for f in data.get("suppressed", [])],
     )
 
 

@@ -8,7 +8,7 @@ every piece of tool output is escaped so it cannot break a table or inject HTML.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from neuroerp_ci.model import (
     CheckResult,
@@ -113,14 +113,20 @@ def _failing_first(outcomes: Sequence[Outcome]) -> list[Outcome]:
 
 def _headline(report: StageReport) -> str:
     version = report.version or "(no version)"
-    mark = _VERDICT_MARK[report.verdict]
-    return f"## {mark} {report.verdict.value} — {_escape_inline(report.stage)} @ " + (
-        _escape_inline(version)
-    )
+    where = f"{_escape_inline(report.stage)} @ {_escape_inline(version)}"
+    if report.recorded is False:  # a verdict the history does not hold counts for nothing
+        return f"## ❌ NOT RECORDED — {where} (the gate said {report.verdict.value})"
+    return f"## {_VERDICT_MARK[report.verdict]} {report.verdict.value} — {where}"
 
 
 def _facts(report: StageReport) -> str:
     summary = _escape_inline(report.summary) or MISSING
+    if report.recorded is False:
+        why = _escape_inline(report.record_error) or "the history store does not hold it (yet)"
+        summary += (
+            f"\n\n**Not recorded** in the history: {why}. This verdict does not count: no"
+            " promotion and no baseline can use it."
+        )
     facts = " · ".join(
         [
             f"target **{_escape_inline(report.target)}**",
@@ -129,7 +135,28 @@ def _facts(report: StageReport) -> str:
             format_duration(report.duration_s),
         ]
     )
-    return f"{summary}\n\n{facts}"
+    tested = _tested_line(report.tested)
+    return f"{summary}\n\n{facts}" + (f"\n\n{tested}" if tested else "")
+
+
+def _tested_line(tested: Mapping[str, str]) -> str:
+    """'Tested: commit 3f9a2c1e4b5d + working tree 5d41402abc4b (git HEAD with local
+    changes), in the checkout; Python 3.11.7 at /srv/app/.venv/bin/python (project .venv)'."""
+    if not tested:
+        return ""
+    parts = []
+    if tested.get("sha"):
+        tree = f" + working tree {tested['tree']}" if tested.get("tree") else ""
+        parts.append(f"commit `{tested['sha'][:12]}`{tree} ({tested.get('source', '?')})")
+    elif tested.get("version"):
+        parts.append(f"version {tested['version']} ({tested.get('source', 'as given')})")
+    if tested.get("checkout"):
+        parts.append(f"in {tested['checkout']}")
+    text = ", ".join(parts)
+    if tested.get("python"):
+        python = f"Python {tested.get('python_version', '?')} at `{tested['python']}`"
+        text += ("; " if text else "") + f"{python} ({tested.get('python_source', '?')})"
+    return "Tested: " + _escape_inline(text)
 
 
 def _section(title: str, body: str) -> str:
@@ -196,15 +223,23 @@ def _metrics_tables(checks: Sequence[CheckResult]) -> str:
 def _findings_lists(checks: Sequence[CheckResult]) -> str:
     blocks = []
     for result in checks:
-        if not result.findings:
-            continue
-        ranked = sorted(result.findings, key=lambda f: -f.severity.rank)  # stable within a rank
-        lines = [f"#### {_escape_inline(result.check_id)} ({len(ranked)})", ""]
-        lines.extend(_finding_line(finding) for finding in ranked[:MAX_FINDINGS_PER_CHECK])
-        if len(ranked) > MAX_FINDINGS_PER_CHECK:
-            lines.append(f"- ... and {len(ranked) - MAX_FINDINGS_PER_CHECK} more")
-        blocks.append("\n".join(lines))
+        check_id = _escape_inline(result.check_id)
+        if result.findings:
+            blocks.append(_finding_block(f"{check_id} ({len(result.findings)})", result.findings))
+        if result.suppressed:
+            # Hidden by the project ("# nosec"): shown so nothing vanishes, not counted.
+            title = f"{check_id}: suppressed, not counted ({len(result.suppressed)})"
+            blocks.append(_finding_block(title, result.suppressed))
     return "\n\n".join(blocks)
+
+
+def _finding_block(title: str, findings: Sequence[Finding]) -> str:
+    ranked = sorted(findings, key=lambda f: -f.severity.rank)  # stable within a rank
+    lines = [f"#### {title}", ""]
+    lines.extend(_finding_line(finding) for finding in ranked[:MAX_FINDINGS_PER_CHECK])
+    if len(ranked) > MAX_FINDINGS_PER_CHECK:
+        lines.append(f"- ... and {len(ranked) - MAX_FINDINGS_PER_CHECK} more")
+    return "\n".join(lines)
 
 
 def _finding_line(finding: Finding) -> str:

@@ -2,7 +2,8 @@
 
 Every renderer in :data:`neuroerp_ci.reports.RENDERERS` is rendered first, then each file is
 written atomically (a temporary file in the same directory, then :func:`os.replace`), so a
-reader never sees half a report and a renderer that raises leaves no file behind.
+reader never sees half a report and a renderer that raises leaves no file behind. Every text
+written here is redacted (:mod:`neuroerp_ci.secrets`) whatever the report held.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 from neuroerp_ci.errors import UsageError
 from neuroerp_ci.model import StageReport
 from neuroerp_ci.reports.interface import Renderer
+from neuroerp_ci.secrets import redact
+from neuroerp_ci.state_dir import ensure_state_dir
 
-STATE_DIR = ".neuroerp-ci"
 # A run id becomes a directory name: no separators, no "..", nothing hidden.
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -44,7 +46,7 @@ def default_output_dir(project_dir: Path, run_id: str) -> Path:
         raise UsageError(
             f"run id {run_id!r} cannot name a directory: use letters, digits, '.', '_' and '-'"
         )
-    return project_dir / STATE_DIR / "runs" / run_id
+    return ensure_state_dir(project_dir) / "runs" / run_id
 
 
 def write_reports(
@@ -64,7 +66,11 @@ def write_reports(
 
 
 def write_atomically(path: Path, text: str) -> Path:
-    """Write UTF-8 ``text`` to ``path`` so readers see the old file or the new one, never half."""
+    """Write UTF-8 ``text`` to ``path`` so readers see the old file or the new one, never half.
+
+    The text is redacted: no secret reaches a file through here.
+    """
+    text = redact(text)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -16,6 +16,7 @@ from neuroerp_ci.store.fingerprint import (
     with_tool_versions,
 )
 from neuroerp_ci.store.history import HistoryStore, open_store
+from neuroerp_ci.store.locks import Lease, LeaseRenewer, LockAttempt, LockHolder, LockTable
 from neuroerp_ci.store.records import RunRecord, RunStatus
 from neuroerp_ci.store.schema import SCHEMA_VERSION
 
@@ -23,6 +24,11 @@ __all__ = [
     "SCHEMA_VERSION",
     "BaselineSelection",
     "HistoryStore",
+    "Lease",
+    "LeaseRenewer",
+    "LockAttempt",
+    "LockHolder",
+    "LockTable",
     "RunRecord",
     "RunStatus",
     "StoreBaselineProvider",

@@ -10,10 +10,19 @@ what a later stage is promoted on, and one fsync per commit is nothing next to a
 
 WAL needs a local file system (shared memory between processes): a store on NFS or shared
 by several machines belongs in PostgreSQL (``postgresql://user@host/db``, driver psycopg 3).
+
+An SQLite store is never taken for a new one by mistake. A missing file is created whole,
+its header written before it appears under its name (a hard link), so no process ever sees a
+store file of 0 bytes; SQLite would take such a file, or one truncated to nothing, for an
+empty database and silently start a new history in it. An existing file is checked before
+anything writes to it (:func:`neuroerp_ci.store.integrity.sqlite_file_problem`): a damaged,
+truncated or foreign file is a :class:`StoreError` and stays exactly as it was.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import sqlite3
 import time
 from pathlib import Path
@@ -23,8 +32,9 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from neuroerp_ci.reports.writer import STATE_DIR
+from neuroerp_ci.state_dir import ensure_state_dir
 from neuroerp_ci.store.errors import StoreError, StoreUrlError
+from neuroerp_ci.store.integrity import sqlite_file_problem
 
 DEFAULT_FILE = "history.sqlite3"
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -32,11 +42,14 @@ CONNECT_TIMEOUT_S = 10
 # Execution option of a connection whose transaction writes (SQLite: BEGIN IMMEDIATE).
 WRITE_OPTION = "neuroerp_ci_write"
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+_LEFT_AS_IT_IS = (
+    "the file was left as it is: restore it from a backup, or move it away to start a new history"
+)
 
 
 def default_store_url(project_dir: Path) -> str:
     """``sqlite:///<project_dir>/.neuroerp-ci/history.sqlite3`` (an absolute path)."""
-    return "sqlite:///" + str((project_dir / STATE_DIR / DEFAULT_FILE).resolve())
+    return "sqlite:///" + str((ensure_state_dir(project_dir) / DEFAULT_FILE).resolve())
 
 
 def store_url(configured: str | None, project_dir: Path) -> str:
@@ -118,10 +131,52 @@ def _sqlite_engine(url: URL) -> Engine:
         raise StoreError(
             f"history store {safe_url(url)}: cannot create {path.parent}: {exc.strerror}"
         ) from None
+    _sound_or_new(path, safe_url(url))
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _sound_or_new(path: Path, name: str) -> None:
+    """An existing store file that passes the open check, or a new one created whole."""
+    if path.exists():
+        try:
+            problem = sqlite_file_problem(path, SQLITE_BUSY_TIMEOUT_S)
+        except sqlite3.Error as exc:
+            raise StoreError(f"history store {name}: cannot open {path}: {exc}") from None
+        if problem is not None:
+            raise StoreError(f"history store {name}: {problem}; {_LEFT_AS_IT_IS}")
+        return
+    wal = path.with_name(path.name + "-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        raise StoreError(
+            f"history store {name}: the file is missing but its write-ahead log {wal} is "
+            "there (deleted or moved by hand?): restore the file, or move the log away to "
+            "start a new history"
+        )
+    _create_whole(path, name)
+
+
+def _create_whole(path: Path, name: str) -> None:
+    """Create an empty WAL-mode store at ``path``: written under a temporary name, then
+    linked to ``path`` (which fails if another process created it first: then that one is
+    used), so the file never exists without its header."""
+    fresh = path.with_name(f".{path.name}.{secrets.token_hex(4)}.new")
+    try:
+        db = sqlite3.connect(fresh, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")  # writes the header page
+        finally:
+            db.close()
+        try:
+            os.link(fresh, path)
+        except FileExistsError:
+            pass
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"history store {name}: cannot create {path}: {exc}") from None
+    finally:
+        fresh.unlink(missing_ok=True)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

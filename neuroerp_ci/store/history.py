@@ -29,11 +29,13 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from neuroerp_ci.model import StageReport
+from neuroerp_ci.secrets import redact, redact_data
 from neuroerp_ci.store.baselines import BaselineSelection, StoreBaselineProvider
 from neuroerp_ci.store.connect import WRITE_OPTION, create_store_engine, safe_url
 from neuroerp_ci.store.errors import StoreError, UnknownRunError
 from neuroerp_ci.store.fingerprint import environment_fingerprint, with_tool_versions
 from neuroerp_ci.store.integrity import integrity_problems
+from neuroerp_ci.store.locks import Clock, LockTable
 from neuroerp_ci.store.records import (
     PASSING,
     RunRecord,
@@ -146,8 +148,10 @@ class HistoryStore:
         """Record a run's results and verdict, all in one transaction; status ``finished``.
 
         A run that was never begun is recorded whole now. A run already finished or aborted
-        is refused: the record of a run does not change after it ended.
+        is refused: the record of a run does not change after it ended. Every text is
+        redacted (:mod:`neuroerp_ci.secrets`) before it is written.
         """
+        report = redact_data(report)
         with self._write(f"record run {report.run_id}") as conn:
             found = conn.execute(
                 select(runs.c.pk, runs.c.status, runs.c.fingerprint)
@@ -182,6 +186,7 @@ class HistoryStore:
 
     def abort_run(self, run_id: str, reason: str) -> None:
         """Mark a ``running`` run ``aborted`` (it stopped without a verdict); else a no-op."""
+        reason = redact(reason)
         with self._write(f"mark run {run_id} aborted") as conn:
             conn.execute(
                 update(runs)
@@ -256,6 +261,10 @@ class HistoryStore:
         :mod:`neuroerp_ci.store.baselines` for which runs count)."""
         selection = BaselineSelection(stage, target, runs, window_days, exclude_run_id, now)
         return StoreBaselineProvider(lambda: self._read("select a baseline"), selection)
+
+    def rollout_locks(self, clock: Clock | None = None) -> LockTable:
+        """The rollout locks (:mod:`neuroerp_ci.store.locks`); ``clock`` for tests."""
+        return LockTable(self._write, self._read, clock)
 
     # -- baseline management ---------------------------------------------------------------
 

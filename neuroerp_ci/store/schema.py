@@ -9,6 +9,9 @@ missing ones inside the caller's transaction, which must hold the migration lock
 (:func:`lock_for_migration`), so two processes opening a fresh store at once do not both
 create it. A migration that changes a table must not change what an earlier migration
 created: freeze the earlier definition in its own function first.
+
+Version 2 adds ``rollout_locks``: at most one row per stage and target, the run holding that
+rollout's lock and its lease (see :mod:`neuroerp_ci.store.locks`).
 """
 
 from __future__ import annotations
@@ -152,6 +155,20 @@ outcomes = Table(
 # Children of a run, in the order they are written (and checked for orphans).
 RUN_CHILDREN: tuple[Table, ...] = (check_results, metrics, findings, outcomes)
 
+# One row while a run holds the rollout lock of a stage and target (primary key: at most one).
+rollout_locks = Table(
+    "rollout_locks",
+    metadata,
+    Column("stage", String(200), primary_key=True),
+    Column("target", String(200), primary_key=True),
+    Column("run_id", String(128), nullable=False),  # the holder
+    Column("label", Text, nullable=False, default=""),  # e.g. its Prefect flow run
+    Column("token", String(64), nullable=False),  # this acquisition; renew/release compare it
+    Column("acquired_at", DateTime, nullable=False),
+    Column("renewed_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),  # after this, another run may take it over
+)
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -165,8 +182,13 @@ def _v1(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v2(conn: Connection) -> None:
+    rollout_locks.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, check results, metrics, findings, outcomes", _v1),
+    Migration(2, "rollout locks", _v2),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -236,6 +258,7 @@ __all__ = [
     "metrics",
     "migrate",
     "outcomes",
+    "rollout_locks",
     "runs",
     "schema_migrations",
 ]

@@ -3,10 +3,12 @@ from __future__ import annotations
 import importlib
 import json
 import secrets
+import socket
 import sqlite3
 import sys
 import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from neuroerp_ci.checks.database import (
     DatabaseCheck,
     DatabaseSettings,
+    Statement,
     StatementRun,
     leading_keyword,
     masked,
@@ -260,7 +263,7 @@ def test_session_is_read_only_even_when_the_keyword_passes(tmp_path: Path) -> No
     check = make_check({"url": f"sqlite:///{path}", "statements": [{"name": "x", "sql": sneaky}]})
     result = execute_check(DatabaseCheck(), check, make_ctx(tmp_path))
     assert result.status is CheckStatus.ERROR
-    assert "statement 'x'" in result.reason and "readonly database" in result.reason
+    assert result.reason == "statement 'x' refused by the read-only session: DELETE items"
     assert count(path, "items") == 300
 
 
@@ -304,7 +307,7 @@ def test_runaway_statement_is_stopped_at_the_check_timeout(tmp_path: Path) -> No
 
 @pytest.mark.integration
 def test_missing_driver_is_an_error_naming_it(tmp_path: Path) -> None:
-    check = make_check({"url": "mysql+pymysql://u:pw@127.0.0.1:1/erp",
+    check = make_check({"url": "mysql+pymysql://u:pw@127.0.0.1:1/erp", "allow_writes": True,
                         "statements": [{"name": "a", "sql": "SELECT 1"}]})
     result = execute_check(DatabaseCheck(), check, make_ctx(tmp_path))
     assert result.status is CheckStatus.ERROR
@@ -376,7 +379,13 @@ def test_dropping_the_revenue_index_fails_the_gate_naming_revenue(
 
     with_index, outcomes = run_db_queries(project, "w1")
     assert with_index.status is CheckStatus.OK, with_index.reason
-    assert all(o.status is OutcomeStatus.PASS for o in outcomes), outcomes
+    # Every plan condition passes with the index. The demo's absolute p95 ceilings are left
+    # out here: on a loaded machine a 25 ms limit says more about the neighbours than the
+    # index; the ratio below is the evidence about the index.
+    timing = {o.condition for o in outcomes if "_ms " in o.condition}
+    assert all(
+        o.status is OutcomeStatus.PASS for o in outcomes if o.condition not in timing
+    ), outcomes
     assert with_index.metrics["revenue.rows"].value >= 1  # the window holds orders
 
     drop_index(path, "idx_orders_created_at")
@@ -400,49 +409,101 @@ def test_dropping_the_revenue_index_fails_the_gate_naming_revenue(
 # --- PostgreSQL ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PgDatabase:
+    """A private database, and a login role that may read AND write its tables: only the
+    read-only session can stop that role from changing data."""
+
+    name: str
+    admin_url: str  # postgres, a superuser
+    reader: str
+    reader_url: str
+
+
 @pytest.fixture(scope="module")
-def pg_url() -> str:
-    engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+def pg_db() -> Iterator[PgDatabase]:
+    engine = create_engine(PG_URL, connect_args={"connect_timeout": 3},
+                           isolation_level="AUTOCOMMIT")
     try:
         with engine.connect():
             pass
     except OperationalError:
+        engine.dispose()
         pytest.skip(PG_UNREACHABLE)
+    name = f"neuroerp_ci_{secrets.token_hex(4)}"
+    reader = f"{name}_reader"
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        conn.exec_driver_sql(f"CREATE ROLE {reader} LOGIN")
+    try:
+        yield PgDatabase(
+            name,
+            f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
+            reader,
+            f"postgresql+psycopg://{reader}@127.0.0.1:5432/{name}",
+        )
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {reader}")
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def pg_url(pg_db: PgDatabase) -> str:
+    return pg_db.reader_url
+
+
+def admin(pg_db: PgDatabase, *sql: str) -> list[Any]:
+    """Run ``sql`` as the superuser in the private database; the last statement's rows."""
+    engine = create_engine(pg_db.admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            rows: list[Any] = []
+            for statement in sql:
+                result = conn.exec_driver_sql(statement)
+                rows = list(result.fetchall()) if result.returns_rows else []
+            return rows
     finally:
         engine.dispose()
-    return PG_URL
 
 
 @pytest.fixture
-def pg_schema(pg_url: str) -> Iterator[str]:
-    """A private schema with 50 000 orders over ~87 days and an index on created_at."""
-    schema = f"neuroerp_ci_{secrets.token_hex(4)}"
-    engine = create_engine(pg_url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        conn.exec_driver_sql(
-            f"CREATE TABLE {schema}.orders (id int PRIMARY KEY, customer text NOT NULL,"
-            " created_at timestamptz NOT NULL)"
-        )
-        conn.exec_driver_sql(
-            f"INSERT INTO {schema}.orders SELECT g, 'customer ' || mod(g, 12),"
-            " now() - g * interval '150 seconds' FROM generate_series(1, 50000) AS g"
-        )
-        conn.exec_driver_sql(f"CREATE INDEX orders_created ON {schema}.orders (created_at)")
-        conn.exec_driver_sql(f"ANALYZE {schema}.orders")
+def pg_schema(pg_db: PgDatabase) -> Iterator[str]:
+    """A private schema with 50 000 orders over ~87 days and an index on created_at, which
+    the reader role may read and write."""
+    schema = f"s_{secrets.token_hex(4)}"
+    admin(
+        pg_db,
+        f"CREATE SCHEMA {schema}",
+        f"CREATE TABLE {schema}.orders (id int PRIMARY KEY, customer text NOT NULL,"
+        " created_at timestamptz NOT NULL)",
+        f"INSERT INTO {schema}.orders SELECT g, 'customer ' || mod(g, 12),"
+        " now() - g * interval '150 seconds' FROM generate_series(1, 50000) AS g",
+        f"CREATE INDEX orders_created ON {schema}.orders (created_at)",
+        f"ANALYZE {schema}.orders",
+        f"CREATE SEQUENCE {schema}.order_ids",
+        f"GRANT USAGE ON SCHEMA {schema} TO {pg_db.reader}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {schema}"
+        f" TO {pg_db.reader}",
+        f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {pg_db.reader}",
+        f"ALTER TABLE {schema}.orders OWNER TO {pg_db.reader}",  # may ANALYZE, ALTER, DROP
+    )
     try:
         yield schema
     finally:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        engine.dispose()
+        admin(pg_db, f"DROP SCHEMA {schema} CASCADE")
+
+
+def orders_left(pg_db: PgDatabase, schema: str) -> int:
+    return int(admin(pg_db, f"SELECT count(*) FROM {schema}.orders")[0][0])
 
 
 @pytest.mark.integration
 @pytest.mark.postgres
-def test_postgres_index_versus_seq_scan(tmp_path: Path, pg_url: str, pg_schema: str) -> None:
+def test_postgres_index_versus_seq_scan(tmp_path: Path, pg_db: PgDatabase, pg_schema: str) -> None:
     check = make_check({
-        "url": pg_url, "repeat": 20,
+        "url": pg_db.reader_url, "repeat": 20,
         "statements": [
             {"name": "recent", "sql": "SELECT date_trunc('hour', created_at) AS h, count(*)"
              f" FROM {pg_schema}.orders WHERE created_at >= now() - CAST(:window AS interval)"
@@ -454,34 +515,31 @@ def test_postgres_index_versus_seq_scan(tmp_path: Path, pg_url: str, pg_schema: 
     with_index = execute_check(DatabaseCheck(), check, make_ctx(tmp_path))
     assert with_index.status is CheckStatus.OK, with_index.reason
     assert with_index.tool_versions["postgresql"].split(".")[0].isdigit()
-    engine = create_engine(pg_url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"DROP INDEX {pg_schema}.orders_created")
-    engine.dispose()
+    admin(pg_db, f"DROP INDEX {pg_schema}.orders_created")
     without = execute_check(DatabaseCheck(), check, make_ctx(tmp_path))
     assert without.status is CheckStatus.OK, without.reason
     m0, m1 = with_index.metrics, without.metrics
     assert m0["recent.rows"].value == m1["recent.rows"].value >= 24
     assert (m0["recent.full_scans"].value, m1["recent.full_scans"].value) == (0, 1)
     assert "full scans: recent (orders)" in without.reason
-    assert m1["recent.p95_ms"].value / m0["recent.p95_ms"].value >= 3
+    # Medians: one stall of a shared machine moves a p95 of 20 samples, not a median.
+    assert m1["recent.p50_ms"].value / m0["recent.p50_ms"].value >= 3
     raw = json.loads(Path(without.artifacts["db_samples"]).read_text())
     assert raw["statements"]["recent"]["plan"][-1].strip() == "Seq Scan on orders"
 
 
 @pytest.mark.integration
 @pytest.mark.postgres
-def test_postgres_session_is_read_only(tmp_path: Path, pg_url: str, pg_schema: str) -> None:
+def test_postgres_session_is_read_only(tmp_path: Path, pg_db: PgDatabase, pg_schema: str) -> None:
     sneaky = f"WITH d AS (DELETE FROM {pg_schema}.orders RETURNING 1) SELECT count(*) FROM d"
-    check = make_check({"url": pg_url, "statements": [{"name": "sneaky", "sql": sneaky}]})
+    check = make_check({"url": pg_db.reader_url,
+                        "statements": [{"name": "sneaky", "sql": sneaky}]})
     result = execute_check(DatabaseCheck(), check, make_ctx(tmp_path))
     assert result.status is CheckStatus.ERROR
-    assert "statement 'sneaky'" in result.reason and "read-only transaction" in result.reason
-    engine = create_engine(pg_url)
-    with engine.connect() as conn:
-        left = conn.exec_driver_sql(f"SELECT count(*) FROM {pg_schema}.orders").scalar()
-    engine.dispose()
-    assert left == 50_000
+    assert result.reason == (
+        "statement 'sneaky' changes data (Delete on orders): refused unless allow_writes = true"
+    )
+    assert orders_left(pg_db, pg_schema) == 50_000
 
 
 @pytest.mark.integration
@@ -496,3 +554,261 @@ def test_postgres_statement_stopped_at_the_check_timeout(tmp_path: Path, pg_url:
     assert result.status is CheckStatus.ERROR
     assert "exceeded timeout in statement 'sleepy'" in result.reason
     assert "statement timeout" in result.reason
+
+
+# --- the read-only promise against SQL that tries to talk its way around it ---------------
+#
+# Each attack is a list of statements run by one check; the database must be unchanged
+# afterwards. Statements the pipeline file would refuse (they do not start with SELECT, WITH
+# or EXPLAIN) are given through ``model_construct``: the session, not that look at the text,
+# is what must refuse them. Both also run written so that the text check lets them through
+# (a nested comment hides the real first word from it; PostgreSQL nests comments).
+
+HIDDEN = "/* /* */ SELECT */ "  # PostgreSQL: all one comment; leading_keyword(): SELECT
+
+
+def unchecked(settings: dict[str, Any]) -> Check:
+    """A check whose statements skipped the pipeline file's keyword check."""
+    statements = [Statement.model_construct(name=f"s{i}", sql=sql, params={})
+                  for i, sql in enumerate(settings.pop("statements"))]
+    defaults = DatabaseSettings.model_validate(
+        {"url": "sqlite://", "statements": [{"name": "x", "sql": "SELECT 1"}]}
+    ).model_dump(exclude={"statements"})
+    typed = DatabaseSettings.model_construct(**{**defaults, **settings, "statements": statements})
+    return Check(id="db", title="db", kind="database", priority=Priority.HIGH, dependencies=(),
+                 timeout=60.0, settings=typed)
+
+
+def pg_attacks(schema: str) -> dict[str, list[str]]:
+    t = f"{schema}.orders"
+    return {
+        "several statements": [f"SELECT 1; COMMIT; BEGIN READ WRITE; DELETE FROM {t}; COMMIT"],
+        "commit, then read-write": [
+            f"SELECT 1; COMMIT; SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE;"
+            f" DELETE FROM {t}"
+        ],
+        "set transaction read write": ["SET TRANSACTION READ WRITE", f"DELETE FROM {t}"],
+        "session read write": [
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE", "COMMIT",
+            f"DELETE FROM {t}",
+        ],
+        "reset": ["RESET default_transaction_read_only", "COMMIT", f"TRUNCATE {t}"],
+        "do block": [f"DO $$ BEGIN DELETE FROM {t}; END $$"],
+        "hidden set": [HIDDEN + "SET TRANSACTION READ WRITE",
+                       f"WITH d AS (DELETE FROM {t} RETURNING 1) SELECT count(*) FROM d"],
+        "hidden commit": [HIDDEN + "COMMIT", HIDDEN + f"DELETE FROM {t}"],
+        "hidden do block": [HIDDEN + f"DO $$ BEGIN DELETE FROM {t}; END $$"],
+        "hidden analyze": [HIDDEN + f"ANALYZE {t}"],
+        "hidden copy": [HIDDEN + f"COPY {t} TO STDOUT"],
+        # Queries, so they pass the explain gate and run: the transaction must hold.
+        "set_config": [
+            "SELECT set_config('default_transaction_read_only', 'off', false)",
+            f"SELECT {schema}.erase()",
+        ],
+        "set_config in the transaction": [
+            "SELECT set_config('transaction_read_only', 'off', false)",
+        ],
+        "nextval": [f"SELECT nextval('{schema}.order_ids')"],
+        "function that deletes": [f"SELECT {schema}.erase()"],
+    }
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+def test_postgres_read_only_holds_against_every_attack(
+    tmp_path: Path, pg_db: PgDatabase, pg_schema: str
+) -> None:
+    admin(
+        pg_db,
+        f"CREATE FUNCTION {pg_schema}.erase() RETURNS bigint LANGUAGE plpgsql AS"
+        f" $$ BEGIN DELETE FROM {pg_schema}.orders; RETURN 0; END $$",
+        f"ALTER FUNCTION {pg_schema}.erase() OWNER TO {pg_db.reader}",
+    )
+    reasons = {}
+    for attack, statements in pg_attacks(pg_schema).items():
+        check = unchecked({"url": pg_db.reader_url, "repeat": 2, "warmup": 0,
+                           "statements": statements})
+        result = execute_check(DatabaseCheck(), check, make_ctx(tmp_path))
+        reasons[attack] = result.reason
+        assert result.status is CheckStatus.ERROR, (attack, result.reason)
+        assert orders_left(pg_db, pg_schema) == 50_000, attack
+    sequence = admin(pg_db, f"SELECT last_value, is_called FROM {pg_schema}.order_ids")
+    assert tuple(sequence[0]) == (1, False)  # nextval() never ran
+    assert "cannot insert multiple commands into a prepared statement" in (
+        reasons["several statements"]
+    )
+    assert "is not a query PostgreSQL can explain" in reasons["hidden commit"]
+    assert "read-only transaction" in reasons["function that deletes"]
+    assert "cannot execute DELETE in a read-only transaction" in reasons["set_config"]
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+def test_postgres_roles_that_reach_beyond_the_transaction_are_refused(
+    tmp_path: Path, pg_db: PgDatabase, pg_schema: str
+) -> None:
+    victim = create_engine(pg_db.admin_url)
+    with victim.connect() as held:
+        pid = held.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        kill = {"name": "kill", "sql": f"SELECT pg_terminate_backend({pid})"}
+        # The superuser could terminate it: refused before any statement runs.
+        result = execute_check(
+            DatabaseCheck(), make_check({"url": pg_db.admin_url, "statements": [kill]}),
+            make_ctx(tmp_path),
+        )
+        assert result.status is CheckStatus.ERROR
+        assert "refuse the role 'postgres': it is a superuser" in result.reason
+        # A member of pg_signal_backend could terminate non-superuser backends.
+        admin(pg_db, f"GRANT pg_signal_backend TO {pg_db.reader}")
+        try:
+            result = execute_check(
+                DatabaseCheck(), make_check({"url": pg_db.reader_url, "statements": [kill]}),
+                make_ctx(tmp_path),
+            )
+        finally:
+            admin(pg_db, f"REVOKE pg_signal_backend FROM {pg_db.reader}")
+        assert "it is a member of pg_signal_backend" in result.reason
+        # Without those rights the statement runs, and PostgreSQL refuses the termination.
+        result = execute_check(
+            DatabaseCheck(), make_check({"url": pg_db.reader_url, "statements": [kill]}),
+            make_ctx(tmp_path),
+        )
+        assert result.status is CheckStatus.ERROR
+        assert "InsufficientPrivilege" in result.reason  # PostgreSQL said no
+        assert held.exec_driver_sql("SELECT 1").scalar() == 1  # still connected
+    victim.dispose()
+    # lo_unlink() writes a catalog, which PostgreSQL allows in a read-only transaction:
+    # every execution is rolled back, so the large object is still there.
+    oid = admin(pg_db, "SELECT lo_from_bytea(0, 'kept')")[0][0]
+    admin(pg_db, f"ALTER LARGE OBJECT {oid} OWNER TO {pg_db.reader}")
+    result = execute_check(
+        DatabaseCheck(),
+        make_check({"url": pg_db.reader_url, "repeat": 3,
+                    "statements": [{"name": "unlink", "sql": f"SELECT lo_unlink({oid})"}]}),
+        make_ctx(tmp_path),
+    )
+    assert result.status is CheckStatus.OK, result.reason  # ran 2 + 3 times, each undone
+    assert admin(pg_db, f"SELECT count(*) FROM pg_largeobject_metadata WHERE oid = {oid}") == [
+        (1,)
+    ]
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+def test_postgres_role_that_may_call_dblink_is_refused(
+    tmp_path: Path, pg_db: PgDatabase, pg_schema: str
+) -> None:
+    if not admin(pg_db, "SELECT 1 FROM pg_available_extensions WHERE name = 'dblink'"):
+        pytest.skip("the dblink extension is not available on this server")
+    admin(pg_db, "CREATE EXTENSION dblink")
+    try:
+        # dblink_exec() runs its SQL in a second session, which is not read-only.
+        erase = (
+            f"SELECT dblink_exec('host=127.0.0.1 user=postgres dbname={pg_db.name}',"
+            f" 'DELETE FROM {pg_schema}.orders')"
+        )
+        result = execute_check(
+            DatabaseCheck(),
+            make_check({"url": pg_db.reader_url,
+                        "statements": [{"name": "remote", "sql": erase}]}),
+            make_ctx(tmp_path),
+        )
+        assert result.status is CheckStatus.ERROR
+        assert f"refuse the role {pg_db.reader!r}: it may call dblink" in result.reason
+        assert orders_left(pg_db, pg_schema) == 50_000
+    finally:
+        admin(pg_db, "DROP EXTENSION dblink")
+
+
+def sqlite_attacks(other: Path, copy: Path) -> dict[str, list[str]]:
+    return {
+        "explain pragma": ["EXPLAIN PRAGMA query_only = OFF",
+                           "WITH d AS (SELECT 1) DELETE FROM items"],
+        "pragma": ["PRAGMA query_only = OFF", "DELETE FROM items"],
+        "attach": [f"ATTACH DATABASE '{other}' AS o", "CREATE TABLE o.t (x)"],
+        "vacuum into": [f"VACUUM INTO '{copy}'"],
+        "several statements": ["SELECT 1; DELETE FROM items"],
+        "transaction": ["BEGIN IMMEDIATE", "DELETE FROM items", "COMMIT"],
+        "temp table": ["CREATE TEMP TABLE t AS SELECT * FROM items"],
+        "extension": ["SELECT load_extension('libevil')"],
+        "cte delete": ["WITH d AS (SELECT 1) DELETE FROM items"],
+    }
+
+
+@pytest.mark.integration
+def test_sqlite_read_only_holds_against_every_attack(tmp_path: Path) -> None:
+    path = small_db(tmp_path / "app.sqlite3")
+    other, copy = tmp_path / "other.sqlite3", tmp_path / "copy.sqlite3"
+    reasons = {}
+    for attack, statements in sqlite_attacks(other, copy).items():
+        check = unchecked({"url": f"sqlite:///{path}", "repeat": 2, "warmup": 0,
+                           "statements": statements})
+        result = execute_check(DatabaseCheck(), check, make_ctx(tmp_path))
+        reasons[attack] = result.reason
+        assert result.status is CheckStatus.ERROR, (attack, result.reason)
+        assert count(path, "items") == 300, attack
+    assert not other.exists() and not copy.exists()
+    assert "one statement at a time" in reasons.pop("several statements")
+    assert all("refused by the read-only session" in r for r in reasons.values()), reasons
+    assert "PRAGMA query_only OFF" in reasons["pragma"]
+
+
+@pytest.mark.integration
+def test_explain_pragma_cannot_switch_sqlite_to_writing(tmp_path: Path) -> None:
+    """The attack that the pipeline file's keyword check lets through, as a user writes it."""
+    path = small_db(tmp_path / "app.sqlite3")
+    check = make_check({"url": f"sqlite:///{path}", "statements": [
+        {"name": "off", "sql": "EXPLAIN PRAGMA query_only = OFF"},
+        {"name": "wipe", "sql": "WITH d AS (SELECT 1) DELETE FROM items"},
+    ]})
+    result = execute_check(DatabaseCheck(), check, make_ctx(tmp_path))
+    assert result.status is CheckStatus.ERROR
+    assert "refused by the read-only session" in result.reason
+    assert count(path, "items") == 300
+
+
+# --- every way a database URL can name a host --------------------------------------------
+
+
+def pg_host_attacks(port: int, service_file: Path) -> dict[str, tuple[str, dict[str, str]]]:
+    """URLs (and libpq environment) that all lead to 127.0.0.2:port, which is not allowed."""
+    base = "postgresql+psycopg://erp@127.0.0.1:5432/erp?connect_timeout=2"
+    return {
+        "host parameter": (f"{base}&host=127.0.0.2&port={port}", {}),
+        "hostaddr": (f"{base}&hostaddr=127.0.0.2&port={port}", {}),
+        "host list": (f"postgresql+psycopg://erp@/erp?connect_timeout=2"
+                      f"&host=127.0.0.1:{free_port()}&host=127.0.0.2:{port}", {}),
+        "comma list": (f"postgresql+psycopg://erp@127.0.0.1,127.0.0.2:{port}/erp"
+                       "?connect_timeout=2", {}),
+        "disguised": (f"postgresql+psycopg://erp@0x7f.0.0.2:{port}/erp?connect_timeout=2", {}),
+        "service": (f"{base}&service=evil", {"PGSERVICEFILE": str(service_file)}),
+        "PGSERVICE": (base.replace(":5432", f":{port}"),
+                      {"PGSERVICE": "evil", "PGSERVICEFILE": str(service_file)}),
+        "PGHOSTADDR": (base.replace(":5432", f":{port}"), {"PGHOSTADDR": "127.0.0.2"}),
+    }
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "attack", ["host parameter", "hostaddr", "host list", "comma list", "disguised", "service",
+               "PGSERVICE", "PGHOSTADDR"],
+)
+def test_no_database_url_form_reaches_a_disallowed_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attack: str
+) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.2", 0))
+        listener.listen(8)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        service_file = tmp_path / "pg_service.conf"
+        service_file.write_text(f"[evil]\nhost=127.0.0.2\nport={port}\n")
+        url, env = pg_host_attacks(port, service_file)[attack]
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)  # libpq reads this process's environment
+        check = make_check({"url": url, "statements": [{"name": "a", "sql": "SELECT 1"}]})
+        result = execute_check(DatabaseCheck(), check, make_ctx(tmp_path, ("127.0.0.1",)))
+        assert result.status is CheckStatus.ERROR
+        assert result.reason.startswith("database "), result.reason  # refused, not connected
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # no connection was even attempted

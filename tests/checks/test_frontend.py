@@ -99,9 +99,17 @@ def test_chunk_name_strips_content_hashes(filename: str, expected: str) -> None:
     assert chunk_name(filename) == expected
 
 
-def test_colliding_chunk_names_keep_their_file_names() -> None:
+def test_colliding_chunk_names_keep_their_paths() -> None:
     paths = [Path("a/index-B1k3e9Xa.js"), Path("b/index-C2x9Qq0z.js"), Path("app.970e5f67.js")]
-    assert chunk_names(paths) == ["index-B1k3e9Xa.js", "index-C2x9Qq0z.js", "app.js"]
+    assert chunk_names(paths) == ["a/index-B1k3e9Xa.js", "b/index-C2x9Qq0z.js", "app.js"]
+    # The same file name in two folders: two chunks, not one hiding the other.
+    assert chunk_names([Path("a/app.js"), Path("b/app.js")]) == ["a/app.js", "b/app.js"]
+
+
+def test_odd_bytes_in_file_names_are_escaped_one_to_one() -> None:
+    paths = [Path(os.fsdecode(b"\xff.js")), Path(os.fsdecode(b"\xfe.js")),
+             Path("bell\x07.css"), Path("back\\xff.js")]
+    assert chunk_names(paths) == ["\\xff.js", "\\xfe.js", "bell\\x07.css", "back\\\\xff.js"]
 
 
 def test_gzip_size_is_deterministic_and_rewards_repetition() -> None:

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -316,6 +317,12 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path == "/slow":
             time.sleep(int(parse_qs(url.query).get("ms", ["50"])[0]) / 1000)
+        if url.path == "/hop":  # a redirect to wherever ?to= says
+            self.send_response(302)
+            self.send_header("Location", parse_qs(url.query)["to"][0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         status = 500 if url.path == "/fail" else 200
         body = b"ok" if status == 200 else b"boom"
         self.send_response(status)
@@ -444,6 +451,69 @@ def test_disallowed_loopback_listener_sees_no_connection(tmp_path: Path) -> None
                     continue
                 conn.close()
                 break
+
+
+@contextmanager
+def silent_listener(address: str) -> Iterator[tuple[socket.socket, int]]:
+    """A listener nobody may reach; ``assert_untouched`` proves nothing connected."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind((address, 0))
+        listener.listen(8)
+        listener.setblocking(False)
+        yield listener, listener.getsockname()[1]
+
+
+def assert_untouched(listener: socket.socket) -> None:
+    with pytest.raises(BlockingIOError):
+        listener.accept()
+
+
+# 127.0.0.2 (not allowed) written the ways a resolver or URL parser still reads as it.
+DISGUISES = (
+    "http://0x7f.0.0.2:{port}/", "http://2130706434:{port}/", "http://0177.0.0.2:{port}/",
+    "http://127.0.2:{port}/", "http://[::ffff:127.0.0.2]:{port}/", "http://127.0.0.2.:{port}/",
+    "http://127.0.0.1@127.0.0.2:{port}/", "http://127.0.0.2:{port}\\@127.0.0.1/",
+    "http://127.0.0.2%3A{port}/", " http://127.0.0.2:{port}/",
+)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("form", DISGUISES)
+def test_disguised_forms_of_a_disallowed_address_never_reach_it(
+    tmp_path: Path, form: str
+) -> None:
+    with silent_listener("127.0.0.2") as (listener, port):
+        check = make_check({"endpoints": [{"name": "a", "path": "/"}], "samples": 2})
+        ctx = make_ctx(tmp_path, form.format(port=port), allowed=("127.0.0.1",))
+        result = execute_check(HttpProbeCheck(), check, ctx)
+        assert result.status is CheckStatus.ERROR
+        assert result.reason.startswith("endpoint 'a'"), result.reason  # refused up front
+        assert_untouched(listener)
+
+
+@pytest.mark.integration
+def test_other_forms_of_the_allowed_address_reach_it(tmp_path: Path, server: str) -> None:
+    port = urlsplit(server).port
+    endpoints = [
+        {"name": name, "url": f"http://{host}:{port}/"}
+        for name, host in (("short", "127.1"), ("hex", "0x7f.0.0.1"), ("int", "2130706433"))
+    ]
+    check = make_check({"endpoints": endpoints, "samples": 2, "warmup": 0})
+    result = execute_check(HttpProbeCheck(), check, make_ctx(tmp_path, server,
+                                                             allowed=("127.0.0.1",)))
+    assert result.status is CheckStatus.OK, result.reason
+    assert result.metrics["error_rate"].value == 0.0
+
+
+@pytest.mark.integration
+def test_redirect_to_a_disallowed_host_is_not_followed(tmp_path: Path, server: str) -> None:
+    with silent_listener("127.0.0.2") as (listener, port):
+        hop = f"/hop?to=http://127.0.0.2:{port}/"
+        check = make_check({"endpoints": [{"name": "hop", "path": hop}], "samples": 3})
+        result = execute_check(HttpProbeCheck(), check, make_ctx(tmp_path, server))
+        assert result.status is CheckStatus.OK, result.reason
+        assert result.metrics["error_rate"].value == 1.0  # a 302 where 200 was expected
+        assert_untouched(listener)
 
 
 @pytest.fixture

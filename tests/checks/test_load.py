@@ -52,6 +52,7 @@ from neuroerp_ci.config import ConditionSpec, Pipeline, TargetSpec, parse_pipeli
 from neuroerp_ci.demo import DEMO_PIPELINE, write_demo
 from neuroerp_ci.errors import TargetError, ToolError
 from neuroerp_ci.gates import evaluate
+from neuroerp_ci.hosts import allowed_set, host_allowed
 from neuroerp_ci.model import (
     CheckResult,
     CheckStatus,
@@ -208,11 +209,16 @@ def test_locust_env_drops_proxies_only() -> None:
 
 def test_wrapper_compiles_and_embeds_its_settings() -> None:
     stages = [{"duration_s": 2.0, "users": 3, "spawn_rate": 1.0}]
-    source = render_wrapper(record_path="/w/run's.json", warmup_s=1.5, stages=stages)
+    source = render_wrapper(
+        record_path="/w/run's.json", warmup_s=1.5, stages=stages, allowed_hosts=["127.0.0.1"]
+    )
     compile(source, "_neuroerp_ci_load.py", "exec")
     line = next(x for x in source.splitlines() if x.startswith("_CONFIG = json.loads("))
     embedded = json.loads(eval(line.removeprefix("_CONFIG = json.loads(")[:-1]))  # noqa: S307
-    assert embedded == {"record": "/w/run's.json", "stages": stages, "warmup_s": 1.5}
+    assert embedded == {
+        "record": "/w/run's.json", "stages": stages, "warmup_s": 1.5,
+        "allowed_hosts": ["127.0.0.1"],
+    }
     assert "class NeuroErpCiShape(LoadTestShape)" in source
     assert "import locust" not in source.replace("from locust", "")  # events only
 
@@ -703,3 +709,151 @@ def test_saturated_generator_gives_a_warning(
                          severity=Severity.WARNING)
     outcome = evaluate(cond, make_check({"duration_s": 3}), result)
     assert outcome.status is OutcomeStatus.WARN
+
+
+# --- requests the locustfile sends to hosts outside allowed_hosts ------------------------
+
+
+class CountingListener:
+    """A TCP listener on a loopback address that accepts, counts and closes connections."""
+
+    def __init__(self, address: str) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((address, 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.port: int = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+@contextmanager
+def redirecting_target(location: str) -> Iterator[str]:
+    """An allowed target on 127.0.0.1: ``/ok`` answers 200, ``/hop`` redirects to ``location``."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if self.path == "/hop":
+                self.send_response(302)
+                self.send_header("Location", location)
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.integration
+def test_requests_to_other_hosts_are_refused_in_locust_and_never_measured(
+    tmp_path: Path,
+) -> None:
+    """An absolute URL in the locustfile (HttpUser and FastHttpUser) and a redirect from the
+    allowed target both point at 127.0.0.2, which is not allowed: nothing connects there,
+    locust counts them as failures naming the host, and the run is an error, not timings."""
+    shutil.copy(ASSET_DIR / "foreign_hosts.py", tmp_path / "locustfile.py")
+    foreign = CountingListener("127.0.0.2")
+    foreign_url = f"http://127.0.0.2:{foreign.port}/steal"
+    try:
+        with redirecting_target(foreign_url) as base_url:
+            ctx = replace(
+                make_ctx(tmp_path, tmp_path / "work", base_url, allowed=("127.0.0.1",)),
+                env=clean_env(NEUROERP_TEST_FOREIGN_URL=foreign_url),
+            )
+            result = execute_check(
+                LocustLoadCheck(), make_check({"duration_s": 3, "users": 3}), ctx
+            )
+    finally:
+        foreign.close()
+    assert foreign.accepted == 0
+    assert result.status is CheckStatus.ERROR
+    assert "outside allowed_hosts, refused before connecting: '127.0.0.2' x" in result.reason
+    record = json.loads((tmp_path / "work" / "locust_run.json").read_text())
+    assert record["refused"]["127.0.0.2"] >= 3  # every kind of request was refused
+    failures = {e["name"]: e["error"] for e in record["errors"]}
+    for name in ("absolute", "redirected", "fast-absolute"):
+        assert "neuroerp-ci refused host '127.0.0.2'" in failures[name], failures
+    stats = parse_stats(json.loads((tmp_path / "work" / "locust_stats.json").read_text()))
+    rows = {r.name: r for r in stats}
+    for name in ("absolute", "redirected", "fast-absolute"):
+        assert rows[name].failures == rows[name].requests > 0  # none counted as a success
+    assert rows["/ok"].failures == 0 < rows["/ok"].requests  # the allowed target was loaded
+
+
+HOST_FORMS = (
+    "127.0.0.1", "127.1", "2130706433", "0x7f.0.0.1", "0177.0.0.1", "::ffff:127.0.0.1",
+    "::1", "0:0:0:0:0:0:0:1", "LOCALHOST", "localhost.", "ｌｏｃａｌｈｏｓｔ", "127.0.0.2",
+    "127.0.0.1.", "127.0.0.08", "evil.example", "localhost.evil.example", "",
+)
+
+
+@pytest.mark.integration
+def test_wrapper_guard_agrees_with_the_allowed_hosts_rule(tmp_path: Path) -> None:
+    """The guard inside locust (which cannot import neuroerp-ci on a remote worker) allows
+    exactly the hosts neuroerp_ci.hosts allows, in every form a client may pass."""
+    wrapper = tmp_path / "wrapper.py"
+    wrapper.write_text(render_wrapper(
+        record_path=str(tmp_path / "r.json"), warmup_s=0, stages=[],
+        allowed_hosts=sorted(allowed_set(LOOPBACK)),
+    ), encoding="utf-8")
+    probe = (
+        "import json, runpy, sys; ns = runpy.run_path(sys.argv[1]);"
+        " print(json.dumps([ns['_canonical'](h) in ns['_ALLOWED'] for h in sys.argv[2:]]))"
+    )
+    run = subprocess.run(  # noqa: S603 - fixed argument list
+        [sys.executable, "-c", probe, str(wrapper), *HOST_FORMS],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    in_locust = dict(zip(HOST_FORMS, json.loads(run.stdout.splitlines()[-1]), strict=True))
+    expected = {h: host_allowed(h, LOOPBACK) for h in HOST_FORMS}
+    assert in_locust == expected
+    assert expected["0x7f.0.0.1"] and not expected["127.0.0.2"] and not expected["127.0.0.1."]
+
+
+@pytest.mark.integration
+def test_base_url_that_parsers_read_differently_is_refused_before_locust(
+    demo_project: Path, tmp_path: Path
+) -> None:
+    """urlsplit reads this host as 127.0.0.1, urllib3's parse_url as 127.0.0.2: which one a
+    client dials depends on the client, so the URL is refused before anything runs."""
+    foreign = CountingListener("127.0.0.2")
+    try:
+        base_url = f"http://127.0.0.2:{foreign.port}\\@127.0.0.1:{free_port()}"
+        result = execute_check(
+            LocustLoadCheck(), make_check({"duration_s": 2, "users": 2}),
+            make_ctx(demo_project, tmp_path / "work", base_url, allowed=("127.0.0.1",)),
+        )
+    finally:
+        foreign.close()
+    assert result.status is CheckStatus.ERROR
+    assert "backslash" in result.reason
+    assert foreign.accepted == 0

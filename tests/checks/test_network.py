@@ -376,3 +376,48 @@ def test_tls_handshake_every_sample_and_verification(
     result = execute_check(NetworkCheck(), make_check({"samples": 2}), make_ctx(tmp_path, base))
     assert result.status is CheckStatus.ERROR
     assert "CERTIFICATE_VERIFY_FAILED" in result.reason
+
+
+# 127.0.0.2 (not allowed) written the ways a resolver still reads as it.
+DISGUISES = (
+    "http://0x7f.0.0.2:{port}/", "http://2130706434:{port}/", "http://127.0.2:{port}/",
+    "http://[::ffff:127.0.0.2]:{port}/", "http://127.0.0.2.:{port}/",
+    "http://127.0.0.1@127.0.0.2:{port}/", "http://127.0.0.2:{port}\\@127.0.0.1/",
+)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("form", DISGUISES)
+def test_disguised_forms_of_a_disallowed_address_get_no_lookup_or_connection(
+    tmp_path: Path, form: str
+) -> None:
+    resolver = CountingResolver()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.2", 0))
+        listener.listen(8)
+        listener.setblocking(False)
+        url = form.format(port=listener.getsockname()[1])
+        check = make_check({"hosts": [{"name": "x", "url": url}], "samples": 2})
+        result = execute_check(
+            NetworkCheck(resolver), check, make_ctx(tmp_path, None, allowed=("127.0.0.1",))
+        )
+        assert result.status is CheckStatus.ERROR
+        assert result.reason.startswith("url of 'x' "), result.reason
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    assert resolver.lookups == []
+
+
+@pytest.mark.integration
+def test_another_form_of_the_allowed_address_is_timed_at_that_address(
+    tmp_path: Path, server: ThreadingHTTPServer
+) -> None:
+    resolver = CountingResolver()
+    hosts = [{"name": "short", "url": url_of(server, "127.1")},
+             {"name": "hex", "url": url_of(server, "0x7f.0.0.1")}]
+    check = make_check({"hosts": hosts, "samples": 2, "warmup": 0})
+    result = execute_check(
+        NetworkCheck(resolver), check, make_ctx(tmp_path, None, allowed=("127.0.0.1",))
+    )
+    assert result.status is CheckStatus.OK, result.reason
+    assert resolver.lookups == ["127.0.0.1"] * 4  # the canonical form is what is dialled

@@ -1,4 +1,7 @@
-"""The pytest kind: JUnit and coverage parsing on captured reports, and real pytest runs.
+"""The pytest kind: JUnit and coverage parsing on captured reports, the probe plugin's session
+records (written here as the plugin writes them), and real pytest runs. What a project can do
+to make a pytest check pass without running its tests is in
+tests/integration/test_pytest_fail_closed.py.
 
 The assets in tests/assets/pytest/ were written by this kind's own command line on a sample
 project (one pass, a failing assert, a fixture error, a skip, an xfail, two teardown errors):
@@ -9,6 +12,7 @@ test file that does not parse).
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import sys
@@ -19,14 +23,24 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from neuroerp_ci.checks import Check, CheckContext, execute_check
+from neuroerp_ci.checks import Check, CheckContext, _pytest_probe, execute_check
 from neuroerp_ci.checks._junit import parse_junit
 from neuroerp_ci.checks.pytest_suite import (
+    PROBE_DIR_ENV,
+    PROBE_MODULE,
     PytestCheck,
     PytestSettings,
+    Selection,
+    Session,
+    check_junit,
+    check_session,
+    install_probe,
     parse_coverage,
     pytest_argv,
+    pytest_env,
     raise_if_not_run,
+    read_session,
+    selection,
     summary_reason,
 )
 from neuroerp_ci.errors import ToolError
@@ -180,23 +194,61 @@ def test_parse_coverage_without_totals_is_an_error(assets: Path) -> None:
 def test_pytest_argv_passes_markers_coverage_and_args_in_order(tmp_path: Path) -> None:
     settings = PytestSettings(markers="unit and not slow", cov=["a", "b"], args=["-x"])
 
-    argv = pytest_argv("/py", settings, tmp_path)
+    argv = pytest_argv("/py", settings, tmp_path, Path("/t/base"))
 
     assert argv == [
         "/py", "-m", "pytest", "tests", "-m", "unit and not slow",
-        "-p", "no:cacheprovider", f"--junitxml={tmp_path / 'junit.xml'}",
-        "-o", "junit_family=xunit2", "--cov=a", "--cov=b",
-        f"--cov-report=json:{tmp_path / 'coverage.json'}", "-x",
+        "-p", "no:cacheprovider", "-p", "neuroerp_ci_pytest_probe", "--basetemp=/t/base",
+        f"--junitxml={tmp_path / 'junit.xml'}", "-o", "junit_family=xunit2",
+        "--cov=a", "--cov=b", f"--cov-report=json:{tmp_path / 'coverage.json'}", "-x",
     ]  # fmt: skip
     assert not any("fail-under" in a for a in argv)
 
 
 def test_pytest_argv_without_cov_or_markers_has_neither(tmp_path: Path) -> None:
-    argv = pytest_argv("/py", PytestSettings(paths=["a", "b"]), tmp_path)
+    argv = pytest_argv("/py", PytestSettings(paths=["a", "b"]), tmp_path, tmp_path)
 
     assert argv[:5] == ["/py", "-m", "pytest", "a", "b"]
     assert "-m" not in argv[3:]
     assert not any(a.startswith("--cov") for a in argv)
+
+
+def test_pytest_env_puts_the_probe_first_and_coverage_data_in_the_work_dir(
+    tmp_path: Path,
+) -> None:
+    env = pytest_env(
+        {"PYTHONPATH": "/theirs", "COVERAGE_FILE": "/shared/.coverage", "HOME": "/h"},
+        tmp_path / "plugin",
+        tmp_path / "probe",
+        tmp_path,
+    )
+
+    assert env["PYTHONPATH"] == f"{tmp_path / 'plugin'}{os.pathsep}/theirs"
+    assert env["NEUROERP_CI_PYTEST_PROBE"] == str(tmp_path / "probe")
+    assert env["COVERAGE_FILE"] == str(tmp_path / ".coverage")
+    assert (env["PYTHONDONTWRITEBYTECODE"], env["HOME"]) == ("1", "/h")
+    assert pytest_env({}, tmp_path, tmp_path, tmp_path)["PYTHONPATH"] == str(tmp_path)
+
+
+def test_install_probe_writes_the_plugin_under_its_import_name(tmp_path: Path) -> None:
+    (tmp_path / "pytest-probe").mkdir()
+    (tmp_path / "pytest-probe" / "session-1.jsonl").write_text("{}\n")  # an earlier run's
+
+    plugin_dir, probe_dir = install_probe(tmp_path)
+
+    source = (plugin_dir / f"{PROBE_MODULE}.py").read_text()
+    assert source == Path(_pytest_probe.__file__).read_text()
+    assert list(plugin_dir.iterdir()) == [plugin_dir / f"{PROBE_MODULE}.py"]
+    assert list(probe_dir.iterdir()) == []
+    assert _pytest_probe.PROBE_DIR_ENV == PROBE_DIR_ENV
+    # The target's interpreter has pytest, not neuroerp_ci or its dependencies.
+    imported = {
+        (node.module if isinstance(node, ast.ImportFrom) else node.names[0].name) or ""
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    }
+    assert imported <= {"__future__", "json", "os", "sys", "types", "typing", "_pytest",
+                        "pluggy", "pytest"}, imported  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -206,18 +258,257 @@ def test_pytest_argv_without_cov_or_markers_has_neither(tmp_path: Path) -> None:
         (2, "Interrupted: 1 error during collection", r"exit 2 \(interrupted\).*collection"),
         (3, "INTERNALERROR> RuntimeError: hook bug", r"exit 3 \(internal error\).*hook bug"),
         (4, "ERROR: file or directory not found: nothere", r"exit 4 \(usage error\).*nothere"),
-        (5, "", "no tests collected for -m 'slow'"),
         (-9, "", "pytest exited -9"),
     ],
 )
 def test_exit_status_that_means_no_run_is_an_error(code: int, stderr: str, message: str) -> None:
     with pytest.raises(ToolError, match=message):
-        raise_if_not_run(fake_run(code, stderr=stderr), "/py", "slow")
+        raise_if_not_run(fake_run(code, stderr=stderr), "/py")
 
 
-@pytest.mark.parametrize("code", [0, 1])
-def test_exit_status_0_and_1_leave_the_verdict_to_junit(code: int) -> None:
-    raise_if_not_run(fake_run(code, stdout="1 failed"), "/py", None)
+@pytest.mark.parametrize("code", [0, 1, 5])
+def test_exit_status_0_1_and_5_leave_the_verdict_to_the_session_and_junit(code: int) -> None:
+    raise_if_not_run(fake_run(code, stdout="1 failed"), "/py")
+
+
+def test_exit_status_2_after_some_tests_names_the_gap(tmp_path: Path) -> None:
+    session = make_session(tmp_path, collected=5, tests=[("t1", "passed", True)], finish=None)
+
+    with pytest.raises(ToolError) as raised:
+        raise_if_not_run(fake_run(2, stdout="!!! _pytest.outcomes.Exit: bye !!!"), "/py", session)
+
+    assert str(raised.value) == (
+        "pytest did not complete: exit 2 (interrupted), collected 5, ran 1:"
+        " _pytest.outcomes.Exit: bye"
+    )
+
+
+# --- the probe's session record --------------------------------------------------------------
+
+
+def write_records(path: Path, *records: dict[str, Any]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def start(**options: Any) -> dict[str, Any]:
+    base = {"markexpr": "", "keyword": "", "deselect": [], "collectonly": False, "cov_source": []}
+    return {"event": "start", "worker": None, "numprocesses": 0, **base, **options}
+
+
+def make_session(
+    tmp_path: Path,
+    *,
+    collected: int = 2,
+    deselected: int = 0,
+    selected: int | None = None,
+    removed_by: dict[str, int] | None = None,
+    errors: int = 0,
+    skipped: int = 0,
+    tests: list[tuple[str, str, bool]] | None = None,
+    finish: int | None = 0,
+    **options: Any,
+) -> Session:
+    """A session record as the probe writes it; by default two tests that passed."""
+    tests = [("t1", "passed", True), ("t2", "passed", True)] if tests is None else tests
+    records = [start(**options)]
+    records.append(
+        {
+            "event": "collected", "collected": collected, "errors": errors, "skipped": skipped,
+            "deselected": deselected, "removed_by": removed_by or {},
+            "selected": collected - deselected if selected is None else selected,
+        }
+    )  # fmt: skip
+    records += [{"event": "test", "nodeid": n, "outcome": o, "ran": r} for n, o, r in tests]
+    if finish is not None:
+        records.append({"event": "finish", "exitstatus": finish})
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    write_records(tmp_path / "session-1.jsonl", *records)
+    session = read_session(tmp_path)
+    assert session is not None
+    return session
+
+
+def session_error(session: Session, expected: Selection | None = None, stdout: str = "") -> str:
+    with pytest.raises(ToolError) as raised:
+        check_session(session, expected or Selection(), fake_run(0, stdout=stdout))
+    return str(raised.value)
+
+
+def test_read_session_counts_each_test_once_and_keeps_its_record(tmp_path: Path) -> None:
+    tests = [("a", "passed", True), ("a", "failure", True), ("b", "skipped", True)]
+    session = make_session(tmp_path, tests=[*tests, ("c", "passed", False)], collected=3)
+
+    assert (session.ran, session.outcomes["passed"], session.set_up_only) == (2, 1, 1)
+    assert session.finished and session.counts() == "collected 3, ran 2"
+    assert session.record == tmp_path / "session-1.jsonl"
+
+
+def test_read_session_without_a_started_session_is_none(tmp_path: Path) -> None:
+    assert read_session(tmp_path) is None
+    (tmp_path / "session-7.jsonl").write_text("")  # configured, then a usage error
+
+    assert read_session(tmp_path) is None
+
+
+def test_read_session_of_garbage_or_of_two_sessions_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "session-1.jsonl").write_text('{"event": "start"}\n{"event": "te')
+    with pytest.raises(ToolError, match=r"session-1.jsonl:2 is unreadable"):
+        read_session(tmp_path)
+    (tmp_path / "session-1.jsonl").write_text("[1]\n")
+    with pytest.raises(ToolError, match=r"session-1.jsonl:1 is not an object"):
+        read_session(tmp_path)
+    write_records(tmp_path / "session-1.jsonl", start())
+    write_records(tmp_path / "session-2.jsonl", start())
+    with pytest.raises(ToolError, match="2 pytest sessions loaded the probe plugin"):
+        read_session(tmp_path)
+
+
+def test_a_session_whose_every_test_ran_passes_the_check(tmp_path: Path) -> None:
+    session = make_session(tmp_path, collected=5, deselected=3, markexpr="unit")
+
+    check_session(session, Selection(markexpr="unit"), fake_run(0))
+
+
+@pytest.mark.parametrize(
+    ("changes", "options", "expected"),
+    [
+        ({"collectonly": True}, {}, "pytest only collected the tests (--collect-only"),
+        ({"keyword": "smoke"}, {}, "pytest selected tests with -k 'smoke', which the check"),
+        ({"markexpr": "fast"}, {"markexpr": "unit"}, "with -m 'fast'"),
+        ({"markexpr": ""}, {"markexpr": "unit"}, "with -m ''"),
+        ({"deselect": ["a", "b"]}, {"deselect": ("a",)}, "with --deselect b,"),
+        ({"cov_source": ["app", True]}, {"cov": frozenset({"app"})}, "with --cov,"),
+        ({"cov_source": ["app", "x"]}, {"cov": frozenset({"app"})}, "with --cov=x,"),
+    ],
+)
+def test_options_the_check_did_not_set_are_an_error(
+    tmp_path: Path, changes: dict[str, Any], options: dict[str, Any], expected: str
+) -> None:
+    session = make_session(tmp_path, **changes)
+
+    assert expected in session_error(session, Selection(**options))
+
+
+def xdist_session(tmp_path: Path, *worker_collections: dict[str, Any] | None) -> Session:
+    """A main process that ran 2 tests on workers, and one record per worker."""
+    tests = [{"event": "test", "nodeid": n, "outcome": "passed", "ran": True} for n in "ab"]
+    finish = {"event": "finish", "exitstatus": 0}
+    tmp_path.mkdir(exist_ok=True)
+    write_records(tmp_path / "session-1.jsonl", start(numprocesses=2), *tests, finish)
+    for n, collected in enumerate(worker_collections, 2):
+        own = [collected] if collected is not None else []
+        write_records(tmp_path / f"session-{n}.jsonl", start(worker=f"gw{n}"), *own)
+    session = read_session(tmp_path)
+    assert session is not None
+    return session
+
+
+def test_xdist_workers_collect_and_the_main_process_counts_the_tests(tmp_path: Path) -> None:
+    collected = {"event": "collected", "collected": 3, "deselected": 1, "selected": 2}
+    session = xdist_session(tmp_path, collected, collected, None)  # gw4 crashed at start
+
+    check_session(session, Selection(), fake_run(0))
+    assert (session.counts(), len(session.workers)) == ("collected 2, ran 2", 3)
+
+
+def test_xdist_workers_that_disagree_or_did_not_collect_are_an_error(tmp_path: Path) -> None:
+    dropped = {"event": "collected", "collected": 3, "selected": 2}
+    with pytest.raises(ToolError, match="pytest-xdist workers disagree on the collection"):
+        xdist_session(tmp_path / "a", {**dropped, "selected": 3}, dropped)
+    assert "collected 3, ran 2: 1 dropped silently" in session_error(
+        xdist_session(tmp_path / "b", dropped)
+    )
+    assert session_error(xdist_session(tmp_path / "c", None)) == (
+        "pytest-xdist ran 2 workers, but none of them recorded a collection (remote workers"
+        " without the probe plugin?)"
+    )
+    worker_k = tmp_path / "d"
+    xdist_session(worker_k, {**dropped, "selected": 3})
+    write_records(worker_k / "session-2.jsonl", start(worker="gw2", keyword="x"), dropped)
+    with pytest.raises(ToolError, match="with -k 'x'"):
+        read_session_checked(worker_k)
+
+
+def read_session_checked(directory: Path) -> None:
+    session = read_session(directory)
+    assert session is not None
+    check_session(session, Selection(), fake_run(0))
+
+
+@pytest.mark.parametrize(
+    ("counts", "stdout", "expected"),
+    [
+        (
+            {"collected": 4, "selected": 2, "removed_by": {"tests/conftest.py": 1}},
+            "",
+            "collected 4, ran 2: 1 deselected by tests/conftest.py, 1 dropped silently by a"
+            " conftest or plugin after collection, not by the check's own selection",
+        ),
+        ({"collected": 0}, "", "pytest: no tests collected for -m 'unit'"),
+        (
+            {"finish": None},
+            "",
+            "collected 2, ran 2: the pytest session ended without finishing (exit 0; a test"
+            " called os._exit, or pytest crashed)",
+        ),
+        (
+            {"collected": 3},
+            "x\n!!!!!!! stopping after 1 failures !!!!!!!\n== 1 failed ==",
+            "collected 3, ran 2: pytest stopped early (stopping after 1 failures)",
+        ),
+        (
+            {"collected": 3},
+            "",
+            "collected 3, ran 2: the session ended early (exit 0), with no reason given",
+        ),
+        (
+            {"tests": [("t1", "passed", False), ("t2", "passed", False)]},
+            "",
+            "collected 2, ran 0: 2 tests were set up but never called (--setup-only?)",
+        ),
+        (
+            {"tests": [("t1", "skipped", True), ("t2", "skipped", True)]},
+            "",
+            "collected 2, ran 2, all skipped: nothing was tested",
+        ),
+    ],
+)
+def test_a_session_that_did_not_run_its_tests_is_an_error(
+    tmp_path: Path, counts: dict[str, Any], stdout: str, expected: str
+) -> None:
+    session = make_session(tmp_path, markexpr="unit", **counts)
+
+    assert session_error(session, Selection(markexpr="unit"), stdout) == expected
+
+
+def test_selection_reads_the_options_as_pytest_does() -> None:
+    args = ["tests", "-munit", "-p", "no:x", "--deselect=a::b", "--deselect", "c", "-k", "x"]
+
+    assert selection([*args, "--cov", "--cov=app", "-o", "k=v"]) == Selection(
+        "unit", "x", ("a::b", "c"), frozenset({"", "app"})
+    )
+    assert selection(["-m", "a", "-m", "b", "--co", "--cov-report=json:x"]) == Selection("b")
+    with pytest.raises(ToolError, match="malformed"):
+        selection(["-k"])
+
+
+def test_check_junit_counts_collection_errors_and_skipped_modules(
+    assets: Path, tmp_path: Path
+) -> None:
+    summary = parse_junit(assets / "pytest" / "junit-mixed.xml")
+    # junit-mixed.xml: 1 passed, 2 failures, 2 errors, 2 skipped
+    tests = [("p", "passed", True), ("f1", "failure", True), ("f2", "failure", True),
+             ("e1", "error", True), ("s1", "skipped", True)]  # fmt: skip
+    check_junit(summary, make_session(tmp_path / "a", collected=5, tests=tests, errors=1,
+                                      skipped=1))  # fmt: skip
+
+    with pytest.raises(ToolError) as raised:
+        check_junit(summary, make_session(tmp_path / "b", collected=5, tests=tests))
+    assert str(raised.value) == (
+        "the JUnit report does not match the session: it lists 7 tests (2 failed, 2 errors,"
+        " 2 skipped), pytest reported 5 tests (2 failed, 1 errors, 1 skipped)"
+    )
 
 
 def test_reason_names_failed_tests_and_coverage(assets: Path) -> None:

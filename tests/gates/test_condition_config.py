@@ -118,6 +118,9 @@ def test_absolute_forms_do_not_use_the_baseline() -> None:
             '{ check = "a", metric = "x", max_increase_pct = 10, on_no_baseline = "pass" }',
             "on_no_baseline",
         ),
+        ('{ check = "a", metric = "x", max = inf }', "finite number"),
+        ('{ check = "a", metric = "x", max_increase_pct = nan }', "finite number"),
+        ('{ check = "a", metric = "x", regression = { alpha = nan } }', "finite number"),
     ],
 )
 def test_bad_combinations_are_clear_errors(condition: str, needle: str) -> None:
@@ -155,3 +158,13 @@ def test_a_pipeline_with_baseline_conditions_loads(tmp_path: Path) -> None:
     conditions = load_pipeline(path).stage("staging").conditions
     assert conditions[0].regression is not None and conditions[0].regression.min_samples == 10
     assert conditions[1].on_no_baseline == "ignore"
+
+
+def test_a_baseline_condition_on_a_metric_the_check_never_measures(tmp_path: Path) -> None:
+    path = tmp_path / "neuroerp-ci.toml"
+    condition = '{ check = "api-baseline", metric = "health.p95", regression = {} }'
+    path.write_text(PIPELINE.format(condition=condition), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_pipeline(path)
+    assert info.value.key == "stages.staging.conditions[0].metric"
+    assert "did you mean 'health.p95_ms'?" in info.value.problem

@@ -147,3 +147,33 @@ def test_verdicts() -> None:
     assert decide([passed, warn, info]) is Verdict.WARN
     assert decide([]) is Verdict.FAIL
     assert "1 of 2 conditions warned" in summarize("dev", Verdict.WARN, [passed, warn])
+
+
+def test_kind_defaults_are_evaluated_and_marked_as_defaults() -> None:
+    checks = {"api": make_check(), "lint": make_check("lint")}
+    stage = Stage("dev", ("api", "lint"), (), None, defaults=(cond(metric="error_rate", max=0.01),))
+    outcomes = evaluate_stage(stage, checks, {"api": ok(error_rate=0.5), "lint": ok("lint")})
+    assert [(o.check, o.condition, o.status) for o in outcomes] == [
+        ("api", "error_rate <= 0.01 (default)", OutcomeStatus.FAIL),
+        ("lint", "completed", OutcomeStatus.PASS),
+    ]
+    assert outcomes[0].reason == "api: error_rate 0.5 > 0.01"
+    assert decide(outcomes) is Verdict.FAIL
+
+
+def test_a_checks_own_condition_replaces_its_defaults() -> None:
+    own = cond(metric="error_rate", max=0.5)
+    stage = Stage("dev", ("api",), (own,), None, defaults=(cond(metric="error_rate", max=0.01),))
+    outcomes = evaluate_stage(stage, {"api": make_check()}, {"api": ok(error_rate=0.2)})
+    assert [(o.condition, o.status) for o in outcomes] == [
+        ("error_rate <= 0.5", OutcomeStatus.PASS)
+    ]
+
+
+def test_a_default_on_an_errored_check_fails_with_the_error() -> None:
+    stage = Stage("dev", ("api",), (), None, defaults=(cond(metric="error_rate", max=0.01),))
+    error = CheckResult("api", "http", CheckStatus.ERROR, reason="target not answering")
+    [outcome] = evaluate_stage(stage, {"api": make_check()}, {"api": error})
+    assert (
+        outcome.status is OutcomeStatus.FAIL and outcome.reason == "api error: target not answering"
+    )

@@ -113,11 +113,14 @@ def run_cli(
     )
 
 
-def run_development(project: Path, out_dir: Path, env: Mapping[str, str]) -> StageRun:
-    """``run development`` on ``project``'s pipeline file; the report must exist."""
+def run_development(
+    project: Path, out_dir: Path, env: Mapping[str, str], stage: str = "development"
+) -> StageRun:
+    """``run development`` (or ``stage``) on ``project``'s pipeline file; the report must
+    exist."""
     done = run_cli(
         [
-            "run", "development",
+            "run", stage,
             "--config", str(project / DEMO_PIPELINE),
             "--output", str(out_dir),
             "--version", "test",
@@ -153,6 +156,12 @@ def edit_pipeline(
         assert len(found) == 1, f"the demo pipeline has no single check {check_id!r}"
         found[0].setdefault("settings", {}).update(settings)
     path.write_text(tomli_w.dumps(document), encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def run_stage() -> Callable[..., StageRun]:
+    """:func:`run_development` for a test's own project: ``run_stage(project, out, env, stage)``."""
+    return run_development
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ import httpx
 import pytest
 
 from neuroerp_ci.demo import write_demo
+from tests.git_repo import git
 
 pytestmark = pytest.mark.integration
 
@@ -272,3 +273,59 @@ def test_development_run_exits_0_when_healthy_and_non_zero_with_errors(
     assert refused.returncode != 0, worker_log(deployed, 1)
     message = final_message(deployed, refused)
     assert "refused: staging requires development" in message, message
+
+
+OLD_COMMIT_PIPELINE = f"""
+[target]
+name = "pricing"
+python = "{sys.executable}"
+
+[[checks]]
+id = "unit-tests"
+kind = "pytest"
+settings = {{ paths = ["tests"] }}
+
+[stages.development]
+"""
+
+
+
+def test_a_deployment_run_for_an_older_commit_tests_that_commit(
+    deployed: Server, tmp_path: Path
+) -> None:
+    """The worker's checkout holds the fix; the run for the older commit must test the older
+    commit (a scratch worktree) and FAIL naming its test, never record the checkout's PASS."""
+    repo = tmp_path / "pricing"
+    (repo / "tests").mkdir(parents=True)
+    (repo / "neuroerp-ci.toml").write_text(OLD_COMMIT_PIPELINE)
+    test_file = repo / "tests" / "test_price.py"
+    test_file.write_text("def test_price_includes_vat():\n    assert round(100 * 1.19) == 120\n")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "broken")
+    old = git(repo, "rev-parse", "HEAD")
+    test_file.write_text("def test_price_includes_vat():\n    assert round(100 * 1.19) == 119\n")
+    git(repo, "commit", "-q", "-am", "fixed")
+    config = f"config={repo / 'neuroerp-ci.toml'}"
+    worker = start_worker(deployed, {})
+    try:
+        runs = {
+            name: deployed.prefect(
+                "deployment", "run", "stage-gate/development", "--param", config,
+                "--param", f"version={version}", "--watch",
+                "--watch-timeout", str(RUN_TIMEOUT_S), timeout=RUN_TIMEOUT_S + 30,
+            )  # fmt: skip
+            for name, version in (("old", old[:10]), ("head", "HEAD"))
+        }
+    finally:
+        stop_worker(deployed, worker)
+    assert runs["old"].returncode != 0, runs["old"].stdout
+    message = final_message(deployed, runs["old"])
+    assert message.startswith("development: FAIL") and "test_price_includes_vat" in message
+    assert runs["head"].returncode == 0, runs["head"].stdout + final_message(deployed, runs["head"])
+    reports = [json.loads(p.read_text()) for p in repo.glob(".neuroerp-ci/runs/*/report.json")]
+    by_verdict = {r["verdict"]: r for r in reports}
+    assert by_verdict["FAIL"]["version"] == old  # recorded for the commit that was tested
+    assert by_verdict["FAIL"]["tested"]["checkout"].startswith("a scratch worktree of")
+    assert by_verdict["PASS"]["version"] == git(repo, "rev-parse", "HEAD")
+    assert git(repo, "worktree", "list").count("\n") == 0

@@ -25,7 +25,8 @@ GOLDEN = Path(__file__).resolve().parents[1] / "assets" / "reports"
 
 TOP_LEVEL = [
     "schema_version", "run_id", "stage", "version", "target", "verdict", "summary",
-    "started_at", "finished_at", "duration_s", "counts", "checks", "outcomes",
+    "recorded", "record_error", "tested", "started_at", "finished_at", "duration_s", "counts",
+    "checks", "outcomes",
 ]
 
 
@@ -106,8 +107,8 @@ def test_metrics_artifacts_and_tool_versions_are_sorted(pass_report: StageReport
     assert list(check["metrics"]) == ["coverage", "failed", "tests"]
     assert list(check["artifacts"]) == ["coverage", "junit"]
     assert list(check) == [
-        "id", "kind", "status", "reason", "duration_s", "metrics", "findings", "artifacts",
-        "tool_versions",
+        "id", "kind", "status", "reason", "duration_s", "metrics", "findings", "suppressed",
+        "artifacts", "tool_versions",
     ]
 
 

@@ -18,6 +18,7 @@ from neuroerp_ci.store import HistoryStore, RunStatus
 PIPELINE = """
 [target]
 name = "erp"
+python = "{python}"  # declared: no interpreter warning
 
 [[checks]]
 id = "work"

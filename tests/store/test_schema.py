@@ -39,7 +39,7 @@ def test_reopening_applies_nothing_again(store_url: str) -> None:
     with open_store(store_url) as store:
         assert store.migrate() == []
     with open_store(store_url) as store:
-        assert store.schema_versions() == [1]
+        assert store.schema_versions() == list(range(1, SCHEMA_VERSION + 1))
 
 
 def _extra_column(conn) -> None:  # type: ignore[no-untyped-def]
@@ -48,13 +48,13 @@ def _extra_column(conn) -> None:  # type: ignore[no-untyped-def]
 
 def test_a_new_migration_is_applied_to_an_existing_store(store_url: str) -> None:
     open_store(store_url).close()
-    newer = (*MIGRATIONS, Migration(2, "runs.extra", _extra_column))
+    newer = (*MIGRATIONS, Migration(SCHEMA_VERSION + 1, "runs.extra", _extra_column))
     engine = create_store_engine(store_url)
     with engine.connect() as conn:
         conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
             lock_for_migration(conn)
-            assert migrate(conn, newer) == [2]
+            assert migrate(conn, newer) == [SCHEMA_VERSION + 1]
         with conn.begin():
             assert migrate(conn, newer) == []
     columns = {c["name"] for c in inspect(engine).get_columns("runs")}
@@ -64,7 +64,7 @@ def test_a_new_migration_is_applied_to_an_existing_store(store_url: str) -> None
 
 def _broken(conn) -> None:  # type: ignore[no-untyped-def]
     conn.execute(text("ALTER TABLE runs ADD COLUMN half INTEGER"))
-    raise RuntimeError("migration 2 breaks half-way")
+    raise RuntimeError("the new migration breaks half-way")
 
 
 def test_a_failing_migration_leaves_the_store_as_it_was(store_url: str) -> None:
@@ -73,13 +73,13 @@ def test_a_failing_migration_leaves_the_store_as_it_was(store_url: str) -> None:
     with engine.connect() as conn, pytest.raises(RuntimeError):
         conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
-            migrate(conn, (*MIGRATIONS, Migration(2, "broken", _broken)))
+            migrate(conn, (*MIGRATIONS, Migration(SCHEMA_VERSION + 1, "broken", _broken)))
     columns = {c["name"] for c in inspect(engine).get_columns("runs")}
     with engine.connect() as conn:
         versions = list(conn.scalars(select(schema_migrations.c.version)))
     engine.dispose()
     assert "half" not in columns  # the ALTER was rolled back with the failed migration
-    assert versions == [1]
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
 
 
 def test_a_store_from_a_newer_neuroerp_ci_is_refused(store_url: str) -> None:
@@ -135,9 +135,9 @@ def test_processes_opening_a_fresh_store_at_once_migrate_it_once(
     results = [queue.get(timeout=60) for _ in procs]
     for proc in procs:
         proc.join(timeout=60)
-    assert results == [("ok", [1])] * len(procs)
+    assert results == [("ok", list(range(1, SCHEMA_VERSION + 1)))] * len(procs)
     engine = create_store_engine(url)
     with engine.connect() as conn:
         rows = conn.execute(select(schema_migrations.c.version)).all()
     engine.dispose()
-    assert [r.version for r in rows] == [1]
+    assert [r.version for r in rows] == list(range(1, SCHEMA_VERSION + 1))
