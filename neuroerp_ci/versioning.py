@@ -98,8 +98,21 @@ def holds(checkout: Version, wanted: Version) -> bool:
 
 
 def _git_top(project_dir: Path) -> Path | None:
+    """The checkout holding ``project_dir``; None when there is none, or when the checkout
+    ignores the folder (the demo written into a clone, say): its commit is not this code."""
     out = _git(project_dir, "rev-parse", "--show-toplevel")
-    return Path(out) if out else None
+    if not out:
+        return None
+    try:
+        ignored = run_tool(
+            ["git", "check-ignore", "-q", "--", str(project_dir.resolve())],
+            cwd=project_dir,
+            timeout=_GIT_TIMEOUT_S,
+            ok_codes=None,
+        )
+    except ToolError:
+        return None
+    return None if ignored.returncode == 0 else Path(out)
 
 
 def _dirty_tree(top: Path, head: str) -> str | None:

@@ -477,7 +477,7 @@ def test_validation_time_grows_linearly_with_the_number_of_checks(tmp_path: Path
         gc.collect()
         gc.disable()  # a collection's cost grows with everything else the test session holds
         try:
-            for _ in range(3):
+            for _ in range(5):  # the best of five: a busy neighbour only adds time
                 started = time.process_time()
                 parse_pipeline(document, tmp_path / "neuroerp-ci.toml")
                 best = min(best, time.process_time() - started)

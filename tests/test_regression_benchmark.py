@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,11 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "regression_detect
 @pytest.mark.integration
 def test_quick_benchmark_prints_the_table_and_catches_a_big_slowdown(tmp_path: Path) -> None:
     numbers = tmp_path / "benchmark.json"
+    # Other jobs on a shared 2-core machine can swamp a +50 % shift of a few milliseconds;
+    # as root (CI here) the benchmark takes the CPU first, as its README line advises.
+    nice = ["--nice", "-10"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     proc = subprocess.run(  # noqa: S603 - our own script, argument list
-        [sys.executable, str(SCRIPT), "--quick", "--json", str(numbers)],
+        [sys.executable, str(SCRIPT), "--quick", "--json", str(numbers), *nice],
         capture_output=True,
         text=True,
         timeout=300,

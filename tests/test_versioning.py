@@ -86,3 +86,14 @@ def test_outside_git_a_label_is_kept_and_nothing_is_unversioned(tmp_path: Path) 
     assert detect_version(tmp_path).id == UNVERSIONED
     assert resolve_version(tmp_path, "1.4.2").id == "1.4.2"
     assert STATE_DIR == ".neuroerp-ci"
+
+
+def test_a_folder_the_checkout_ignores_is_not_versioned_by_it(repo: Path) -> None:
+    # The demo written into a clone of another repository: that repository's commit is not
+    # the code under test.
+    (repo / ".gitignore").write_text("*.log\nneuroerp-demo/\n")
+    git(repo, "commit", "-q", "-am", "ignore the demo")
+    demo = repo / "neuroerp-demo"
+    demo.mkdir()
+    assert detect_version(demo).id == UNVERSIONED
+    assert resolve_version(demo, "test").id == "test"

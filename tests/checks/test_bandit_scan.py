@@ -646,6 +646,9 @@ def test_concurrent_scans_share_no_state(tmp_path: Path) -> None:
     assert {f.rule for f in shell.findings} == {"B404", "B602"}
     assert {f.rule for f in md5.findings} == {"B324"}
     assert list(home.iterdir()) == []  # not even stevedore's entry-point cache
-    assert (project / ".neuroerp-ci" / "one" / "cache").is_dir()
+    # stevedore writes no cache at all when the interpreter lives under /tmp (a CI clone):
+    # then there is nothing to look for; elsewhere the cache is in the check's own folder.
+    if not sys.executable.startswith("/tmp"):
+        assert (project / ".neuroerp-ci" / "one" / "cache").is_dir()
     after = [p for p in project.rglob("*") if ".neuroerp-ci" not in p.parts]
     assert after == [p for p in before if ".neuroerp-ci" not in p.parts]
