@@ -178,6 +178,11 @@ def run_stage(
             results = run_checks(
                 checks, base_ctx, target, executor, observer, grants=secrets.grants, scope=scope
             )
+        for check in checks:  # each report names the interpreter its check ran on
+            if runs_on_interpreter(check):
+                results[check.id].tool_versions.setdefault(
+                    "python", f"{interpreter.version} at {interpreter.path}"
+                )
         baselines: BaselineProvider = NO_BASELINES
         if store is not None:
             baselines = store.baseline_provider(
@@ -435,11 +440,16 @@ def uses_interpreter(pipeline: Pipeline, checks: Sequence[Check], needs_target: 
         return True
     if any("{python}" in arg for argv in pipeline.target.setup for arg in argv):
         return True
-    return any(
+    return any(runs_on_interpreter(check) for check in checks)
+
+
+def runs_on_interpreter(check: Check) -> bool:
+    """Whether the check runs on (or audits) the target's interpreter, or names ``{python}``
+    in its settings or its own environment."""
+    return (
         KINDS[check.kind].runs_target_python(check)
         or "{python}" in repr(check.settings)
         or any("{python}" in value for value in check.env.values())
-        for check in checks
     )
 
 

@@ -81,6 +81,8 @@ def test_the_project_venv_runs_the_tests_and_the_tree_stays_clean(
     assert tested["sha"] == head and tested["source"] == "git HEAD"
     assert tested["python"] == str(shop / ".venv" / "bin" / "python")
     assert tested["python_source"] == "project .venv"
+    unit = next(c for c in report["checks"] if c["id"] == "unit")
+    assert unit["tool_versions"]["python"].endswith(f" at {shop / '.venv' / 'bin' / 'python'}")
     assert "Tested: commit" in (runs[-1] / "report.md").read_text()
 
     # Staging for the same commit, named by a prefix: development passed for it.
