@@ -43,15 +43,15 @@ from pathlib import Path
 from typing import Any
 
 from neuroerp_ci.checks._locust_stats import aggregate, parse_stats
+from neuroerp_ci.checks._percentiles import weighted_percentile
 from neuroerp_ci.checks.interface import Check, CheckContext, execute_check
 from neuroerp_ci.checks.load import LoadSettings, LocustLoadCheck
 from neuroerp_ci.config import TargetSpec
 from neuroerp_ci.demo import write_demo
 from neuroerp_ci.errors import NeuroErpCiError
 from neuroerp_ci.model import CheckStatus, Priority
-from neuroerp_ci.percentiles import weighted_percentile
-from neuroerp_ci.target import target_session
-from neuroerp_ci.tooling import find_tool, run_tool
+from neuroerp_ci.run.target import target_session
+from neuroerp_ci.support.tooling import find_tool, run_tool
 
 TARGET_RATIO = 0.95
 HAMMER = '''"""Requests back to back: the load generator's CPU is the limit."""

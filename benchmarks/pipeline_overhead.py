@@ -12,7 +12,7 @@ Run it from the repository with the project's interpreter::
     * ``shell``: a generated bash script that runs THE SAME tools one after another: starts
       the demo service, waits for its health URL with curl, runs pytest per marker with the
       same flags (JUnit and coverage reports), bandit, pip-audit against the same offline
-      mirror (served by :func:`neuroerp_ci.advisories.serve_osv` from this process), the same
+      mirror (served by :func:`neuroerp_ci.checks.advisories.serve_osv` from this process), the same
       number of HTTP requests as the ``http`` check (one httpx client, as the check does), the
       smoke and migration commands, then stops the service. Every command line comes from the
       kinds' own ``*_argv`` functions and the loaded pipeline, so nothing differs but the
@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neuroerp_ci.advisories import AdvisoryMirror, serve_osv
+from neuroerp_ci.checks.advisories import AdvisoryMirror, serve_osv
 from neuroerp_ci.checks.bandit_scan import OWN_INI, BanditSettings, bandit_argv, plan_scan
 from neuroerp_ci.checks.command import CommandSettings
 from neuroerp_ci.checks.http_probe import HttpProbeSettings
@@ -69,9 +69,8 @@ from neuroerp_ci.checks.pytest_suite import (
 )
 from neuroerp_ci.config import Pipeline, load_pipeline
 from neuroerp_ci.demo import DEMO_PIPELINE, write_demo
-from neuroerp_ci.placeholders import expand, expand_all
-from neuroerp_ci.runner import RunOptions, ThreadExecutor, run_stage
-from neuroerp_ci.target import (
+from neuroerp_ci.run.runner import RunOptions, ThreadExecutor, run_stage
+from neuroerp_ci.run.target import (
     POLL_INTERVAL_S,
     free_port,
     join_url,
@@ -79,7 +78,8 @@ from neuroerp_ci.target import (
     stop_process_group,
     wait_healthy,
 )
-from neuroerp_ci.tooling import find_tool, run_tool
+from neuroerp_ci.support.placeholders import expand, expand_all
+from neuroerp_ci.support.tooling import find_tool, run_tool
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = "development"
@@ -363,7 +363,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from neuroerp_ci.config import load_pipeline
-from neuroerp_ci.runner import RunOptions, ThreadExecutor, run_stage
+from neuroerp_ci.run.runner import RunOptions, ThreadExecutor, run_stage
 config, stage, out, workers = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
 with ThreadPoolExecutor(max_workers=workers) as pool:
     done = run_stage(load_pipeline(config), RunOptions(stage, output_dir=out), ThreadExecutor(pool))
@@ -623,8 +623,8 @@ def component_costs(root: Path, repeat: int) -> list[str]:
             sys.executable, "-c", "import neuroerp_ci.cli",
         ],  # fmt: skip
         "import prefect": [sys.executable, "-c", "import prefect"],
-        "import neuroerp_ci.runner (no Prefect)": [
-            sys.executable, "-c", "import neuroerp_ci.runner",
+        "import neuroerp_ci.run.runner (no Prefect)": [
+            sys.executable, "-c", "import neuroerp_ci.run.runner",
         ],  # fmt: skip
         "import neuroerp_ci.orchestration (runner + Prefect)": [
             sys.executable, "-c", "import neuroerp_ci.orchestration",

@@ -71,7 +71,7 @@ from neuroerp_ci.config import ConditionSpec, RegressionSpec
 from neuroerp_ci.demo import write_demo
 from neuroerp_ci.gates import evaluate
 from neuroerp_ci.model import Baseline, CheckResult, CheckStatus, OutcomeStatus, Priority
-from neuroerp_ci.target import free_port, stop_process_group, wait_healthy
+from neuroerp_ci.run.target import free_port, stop_process_group, wait_healthy
 
 CHECK_ID = "api-baseline"
 METRIC = "p95_ms"

@@ -6,13 +6,14 @@ Three flows:
   dependency order to a bounded thread pool, so checks run concurrently where the DAG
   allows). Before any check runs the stage's promotion rule is checked against the run
   history (``requires``: refused with a FAIL report); the run is recorded in the history.
-- ``rollout``: a production rollout (:mod:`neuroerp_ci.rollout`): the flow run pauses for a
+- ``rollout``: a production rollout (:mod:`neuroerp_ci.release.rollout`): the flow run pauses for a
   typed :class:`ApprovalInput` (a form in the Prefect UI, or ``resume_flow_run`` through the
   API), then runs the hooks as tasks and the stage's checks as validation, rolling back on any
   FAIL.
 - ``release``: development → staging → production as subflows, stopping at the first FAIL.
 
-Every flow writes its artifacts under stable keys, notifies (:mod:`neuroerp_ci.notify`), then
+Every flow writes its artifacts under stable keys, notifies
+(:mod:`neuroerp_ci.release.notifications`), then
 ends Completed (PASS), Completed named ``CompletedWithWarnings`` (WARN) or Failed (FAIL) with
 the verdict summary as its message, so ``prefect deployment run ... --watch`` exits non-zero
 on FAIL.
@@ -42,17 +43,16 @@ from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
-from neuroerp_ci.checkout import identity, pipeline_for_version
 from neuroerp_ci.checks import Check
 from neuroerp_ci.config import Pipeline, load_pipeline
+from neuroerp_ci.config.secret_refs import collect_secrets
+from neuroerp_ci.config.stage_rules import HookSpec, LockSpec
 from neuroerp_ci.errors import NeuroErpCiError
-from neuroerp_ci.hosts import guarded_client
 from neuroerp_ci.model import CheckResult, StageReport, Verdict
-from neuroerp_ci.notify import notify_outcome
-from neuroerp_ci.promotion import PromotionDecision, check_promotion, refusal_report
-from neuroerp_ci.reports.markdown import markdown_summary, outcome_rows
-from neuroerp_ci.reports.writer import default_output_dir, new_run_id, write_atomically
-from neuroerp_ci.rollout import (
+from neuroerp_ci.project.versioning import UNVERSIONED, Version, resolve_version
+from neuroerp_ci.release.notifications import notify_outcome
+from neuroerp_ci.release.promotion import PromotionDecision, check_promotion, refusal_report
+from neuroerp_ci.release.rollout import (
     Approval,
     ApprovalRequest,
     Approver,
@@ -68,7 +68,10 @@ from neuroerp_ci.rollout import (
     rollout_stage_report,
     run_rollout,
 )
-from neuroerp_ci.runner import (
+from neuroerp_ci.reports.markdown import markdown_summary, outcome_rows
+from neuroerp_ci.reports.writer import default_output_dir, new_run_id, write_atomically
+from neuroerp_ci.run.checkout import identity, pipeline_for_version
+from neuroerp_ci.run.runner import (
     CheckJob,
     NullObserver,
     RunObserver,
@@ -79,16 +82,14 @@ from neuroerp_ci.runner import (
     split_mirrors,
     write_and_record,
 )
-from neuroerp_ci.secrets import (
-    collect_secrets,
+from neuroerp_ci.store import HistoryStore, open_store, store_url
+from neuroerp_ci.support.hosts import guarded_client
+from neuroerp_ci.support.secrets import (
     install_log_redaction,
     redact,
     redact_data,
 )
-from neuroerp_ci.stage_rules import HookSpec, LockSpec
-from neuroerp_ci.store import HistoryStore, open_store, store_url
-from neuroerp_ci.tooling import release_process, track_process
-from neuroerp_ci.versioning import UNVERSIONED, Version, resolve_version
+from neuroerp_ci.support.tooling import release_process, track_process
 
 MAX_CONCURRENT_CHECKS = 8
 APPROVAL_POLL_S = 5
@@ -102,7 +103,7 @@ def start_temporary_server() -> None:
     Prefect would start it on its first API call, as a plain child process stopped at
     interpreter exit: a neuroerp-ci killed with SIGKILL (or SIGTERM before this release)
     left it running for good, ~190 MB each. Started here, its process is handed to the
-    watchdog (:mod:`neuroerp_ci.tooling`) the moment it exists. The instance is the one
+    watchdog (:mod:`neuroerp_ci.support.tooling`) the moment it exists. The instance is the one
     Prefect's clients use (Prefect keeps one per port), so nothing else changes.
     """
     if PREFECT_API_URL.value():

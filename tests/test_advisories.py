@@ -14,7 +14,7 @@ import httpx
 import pytest
 from packaging.version import Version
 
-from neuroerp_ci.advisories import (
+from neuroerp_ci.checks.advisories import (
     AdvisoryMirror,
     MirrorFolder,
     SnapshotDate,

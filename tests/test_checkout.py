@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from neuroerp_ci.checkout import needs_scratch, pipeline_for_version, scratch_checkout
 from neuroerp_ci.config import load_pipeline
 from neuroerp_ci.errors import UsageError
 from neuroerp_ci.model import Verdict
-from neuroerp_ci.runner import RunOptions, ThreadExecutor, run_stage
+from neuroerp_ci.project.versioning import detect_version, resolve_version
+from neuroerp_ci.run.checkout import needs_scratch, pipeline_for_version, scratch_checkout
+from neuroerp_ci.run.runner import RunOptions, ThreadExecutor, run_stage
 from neuroerp_ci.store import open_store, store_url
-from neuroerp_ci.versioning import detect_version, resolve_version
 from tests.git_repo import git
 
 PIPELINE = f"""

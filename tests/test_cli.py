@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from neuroerp_ci import cli as cli_module
+from neuroerp_ci.cli import commands as cli_module
 from neuroerp_ci.cli import main
 from neuroerp_ci.demo import DEMO_PIPELINE, write_demo
 

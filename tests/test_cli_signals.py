@@ -18,7 +18,7 @@ NAPPING_COMMAND = textwrap.dedent(
     """
     import os, signal, sys, time
     from pathlib import Path
-    from neuroerp_ci import cli
+    from neuroerp_ci.cli import commands as cli
 
     @cli.app.command()
     def nap() -> None:
@@ -65,7 +65,7 @@ def test_a_stop_signal_while_the_interpreter_exits_ends_the_process_at_once() ->
         textwrap.dedent(
             """
             import os, signal, time
-            from neuroerp_ci import cli
+            from neuroerp_ci.cli import commands as cli
 
             with cli._stop_signals_unwind(restore=False):
                 pass  # the command is over; Prefect's server would be stopping now

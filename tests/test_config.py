@@ -15,7 +15,7 @@ from neuroerp_ci.config import load_pipeline, parse_pipeline
 from neuroerp_ci.demo import DEMO_PIPELINE
 from neuroerp_ci.errors import ConfigError
 from neuroerp_ci.model import Priority
-from neuroerp_ci.placeholders import expand_all, placeholder_names
+from neuroerp_ci.support.placeholders import expand_all, placeholder_names
 
 GOOD = """
 [target]

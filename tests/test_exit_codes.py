@@ -4,7 +4,7 @@ import signal
 
 import pytest
 
-from neuroerp_ci.exit_codes import ExitCode, for_signal, for_verdict
+from neuroerp_ci.cli.exit_codes import ExitCode, for_signal, for_verdict
 from neuroerp_ci.model import Verdict
 
 

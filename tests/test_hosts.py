@@ -1,4 +1,4 @@
-"""The one allowed-hosts rule (neuroerp_ci.hosts): every form a host or address can take,
+"""The one allowed-hosts rule (neuroerp_ci.support.hosts): every form a host or address can take,
 URLs that parsers read differently, database URLs with their driver parameters, and the
 httpx guard that re-checks the host a client dials."""
 
@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 
 from neuroerp_ci.config import TargetSpec
 from neuroerp_ci.errors import TargetError
-from neuroerp_ci.hosts import (
+from neuroerp_ci.support.hosts import (
     LOOPBACK_HOSTS,
     allowed_set,
     canonical_host,

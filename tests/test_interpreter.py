@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from neuroerp_ci.errors import TargetError
-from neuroerp_ci.interpreter import find_interpreter, interpreter_outcome
 from neuroerp_ci.model import OutcomeStatus
+from neuroerp_ci.project.interpreter import find_interpreter, interpreter_outcome
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from neuroerp_ci.config import load_pipeline
+from neuroerp_ci.config.stage_rules import NotifySpec
 from neuroerp_ci.model import (
     CheckResult,
     CheckStatus,
@@ -35,7 +36,8 @@ from neuroerp_ci.model import (
     StageReport,
     Verdict,
 )
-from neuroerp_ci.notify import (
+from neuroerp_ci.orchestration import stage_gate  # configures Prefect's logging before caplog
+from neuroerp_ci.release.notifications import (
     CONTENT_TYPE,
     NotifyError,
     metric_names,
@@ -48,8 +50,6 @@ from neuroerp_ci.notify import (
     webhook_payload,
     write_metrics_file,
 )
-from neuroerp_ci.orchestration import stage_gate  # configures Prefect's logging before caplog
-from neuroerp_ci.stage_rules import NotifySpec
 
 SECRET = "https://hooks.example.test/services/T000/B000/s3cr3t-token"
 

@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from neuroerp_ci.percentiles import median, percentile, summary, weighted_percentile
+from neuroerp_ci.checks._percentiles import median, percentile, summary, weighted_percentile
 
 
 def test_known_values_match_numpy_linear() -> None:

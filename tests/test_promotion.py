@@ -17,7 +17,7 @@ import pytest
 
 from neuroerp_ci.config import load_pipeline
 from neuroerp_ci.model import OutcomeStatus, StageReport, Verdict
-from neuroerp_ci.promotion import PROMOTION_CHECK, check_promotion, refusal_report
+from neuroerp_ci.release.promotion import PROMOTION_CHECK, check_promotion, refusal_report
 from neuroerp_ci.store import HistoryStore, RunRecord, RunStatus, open_store
 
 # The development check writes dev.marker, the staging check staging.marker: a marker file

@@ -23,9 +23,10 @@ import httpx
 import pytest
 
 from neuroerp_ci.config import load_pipeline
+from neuroerp_ci.config.stage_rules import CanarySpec, HookSpec, LockSpec
 from neuroerp_ci.errors import ConfigError
 from neuroerp_ci.model import Outcome, OutcomeStatus, Severity, StageReport, Verdict
-from neuroerp_ci.rollout import (
+from neuroerp_ci.release.rollout import (
     Approval,
     ApprovalRequest,
     HookContext,
@@ -40,7 +41,6 @@ from neuroerp_ci.rollout import (
     rollout_stage_report,
     run_rollout,
 )
-from neuroerp_ci.stage_rules import CanarySpec, HookSpec, LockSpec
 from neuroerp_ci.store import HistoryStore, LockTable, StoreError, open_store
 
 # A hook command: append "<hook> <version>" to a file, then exit with the given code.

@@ -10,7 +10,7 @@ from pathlib import Path
 from neuroerp_ci.checks import Check
 from neuroerp_ci.config import load_pipeline
 from neuroerp_ci.model import CheckResult, CheckStatus, Verdict
-from neuroerp_ci.runner import RunOptions, ThreadExecutor, resolve_advisories, run_stage
+from neuroerp_ci.run.runner import RunOptions, ThreadExecutor, resolve_advisories, run_stage
 
 # Each check appends "<id> start|end <monotonic>" to a shared log so the test can see overlap.
 STAMP = (

@@ -17,6 +17,7 @@ from xml.etree import ElementTree
 import pytest
 
 from neuroerp_ci.config import load_pipeline
+from neuroerp_ci.config.secret_refs import collect_secrets
 from neuroerp_ci.errors import ConfigError
 from neuroerp_ci.model import (
     CheckResult,
@@ -31,15 +32,14 @@ from neuroerp_ci.model import (
     StageReport,
     Verdict,
 )
-from neuroerp_ci.placeholders import expand
 from neuroerp_ci.reports import RENDERERS
 from neuroerp_ci.reports.writer import write_reports
-from neuroerp_ci.secrets import (
+from neuroerp_ci.support.placeholders import expand
+from neuroerp_ci.support.secrets import (
     REDACTED,
     SECRETS,
     RedactingFilter,
     Redactor,
-    collect_secrets,
     encodings,
 )
 
@@ -364,7 +364,7 @@ rollback = { argv = ["rb"] }
 def test_a_stage_needs_only_the_references_it_expands_but_strips_them_all(
     tmp_path: Path,
 ) -> None:
-    from neuroerp_ci.runner import stage_secrets
+    from neuroerp_ci.run.runner import stage_secrets
 
     path = tmp_path / "neuroerp-ci.toml"
     path.write_text(SCOPED, encoding="utf-8")
@@ -404,7 +404,7 @@ def test_the_cli_refuses_an_unset_reference_with_one_line_and_exit_2(
 def test_prefect_run_logs_are_redacted_on_their_way_to_the_api(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from neuroerp_ci.secrets import install_log_redaction
+    from neuroerp_ci.support.secrets import install_log_redaction
 
     secret = fresh()
     SECRETS.add(secret)

@@ -10,7 +10,7 @@ from neuroerp_ci.checks import KINDS, CheckContext, execute_check
 from neuroerp_ci.config import load_pipeline
 from neuroerp_ci.errors import ConfigError
 from neuroerp_ci.model import CheckStatus
-from neuroerp_ci.runner import stage_secrets
+from neuroerp_ci.run.runner import stage_secrets
 
 CHECK = '[[checks]]\nid = "unit"\nkind = "command"\nsettings = { argv = ["true"] }\n'
 

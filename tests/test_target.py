@@ -16,7 +16,7 @@ import pytest
 
 from neuroerp_ci.config import TargetSpec
 from neuroerp_ci.errors import SetupError, TargetError
-from neuroerp_ci.target import (
+from neuroerp_ci.run.target import (
     TargetInfo,
     Workspace,
     check_health,

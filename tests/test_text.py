@@ -1,13 +1,13 @@
-"""Text from outside made safe for every report: neuroerp_ci.text."""
+"""Text from outside made safe for every report: neuroerp_ci.support.text."""
 
 from __future__ import annotations
 
 import doctest
 import os
 
-import neuroerp_ci.text as text_module
+import neuroerp_ci.support.text as text_module
 from neuroerp_ci.model import CheckResult, CheckStatus, Finding, FindingSeverity, Metric
-from neuroerp_ci.text import printable, printable_name, printable_result
+from neuroerp_ci.support.text import printable, printable_name, printable_result
 
 
 def test_doctests() -> None:

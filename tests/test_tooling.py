@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from neuroerp_ci.errors import ToolError
-from neuroerp_ci.tooling import (
+from neuroerp_ci.support.tooling import (
     ProcessScope,
     process_scope,
     release_group,
@@ -116,7 +116,7 @@ def test_stop_reasons_name_the_signal() -> None:
 OWNER = textwrap.dedent(
     """
     import os, signal, subprocess, sys, time
-    from neuroerp_ci.tooling import release_group, start_group
+    from neuroerp_ci.support.tooling import release_group, start_group
     quiet = dict(stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # our pipes stay ours
     tracked = start_group(["sh", "-c", "sleep 300 & echo $!; exec sleep 300"],
                           stdout=subprocess.PIPE, text=True, **quiet)

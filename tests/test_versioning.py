@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from neuroerp_ci.errors import UsageError
-from neuroerp_ci.state_dir import STATE_DIR, ensure_state_dir
-from neuroerp_ci.versioning import UNVERSIONED, detect_version, resolve_version
+from neuroerp_ci.project.versioning import UNVERSIONED, detect_version, resolve_version
+from neuroerp_ci.support.state_dir import STATE_DIR, ensure_state_dir
 from tests.git_repo import git
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from neuroerp_ci.errors import SetupError
-from neuroerp_ci.workdir import SCRATCH_PREFIX, copy_project, remove_tree, scratch_copy
+from neuroerp_ci.project.workdir import SCRATCH_PREFIX, copy_project, remove_tree, scratch_copy
 
 
 def files_under(root: Path) -> list[str]:

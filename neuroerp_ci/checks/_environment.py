@@ -32,7 +32,7 @@ from packaging.version import InvalidVersion, Version
 
 from neuroerp_ci.checks._requirements import NamedRequirement, RequirementFiles
 from neuroerp_ci.errors import ToolError
-from neuroerp_ci.tooling import describe, run_tool
+from neuroerp_ci.support.tooling import describe, run_tool
 
 INSTALLED = "installed"  # the origin of an installed package in messages: "idna==3.10 (installed)"
 

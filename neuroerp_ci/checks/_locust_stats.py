@@ -4,7 +4,8 @@ locust's ``--json-file`` holds, per endpoint (``name`` + ``method``), counters, 
 histogram ``{bucketed_ms: count}`` (locust rounds to about two significant digits: 147 -> 150)
 and per-second request and failure counts. It holds no percentiles and no aggregate row:
 percentiles come from the histogram through
-:func:`~neuroerp_ci.percentiles.weighted_percentile`, the aggregate from merging the endpoints.
+:func:`~neuroerp_ci.checks._percentiles.weighted_percentile`, the
+aggregate from merging the endpoints.
 Failure messages are not in that file; the run record written by our locustfile wrapper
 (see :mod:`neuroerp_ci.checks.load`) carries them, with the window that was measured and the
 CPU time of every load-generating process.
@@ -21,9 +22,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from neuroerp_ci.checks._percentiles import weighted_percentile
 from neuroerp_ci.errors import ToolError
 from neuroerp_ci.model import Direction, Metric
-from neuroerp_ci.percentiles import weighted_percentile
 
 # Latency samples kept per metric: order statistics thinned evenly from the histogram, so a
 # long run does not store one float per request while the distribution's shape is kept.

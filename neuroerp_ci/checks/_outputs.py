@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from neuroerp_ci.errors import ToolError
-from neuroerp_ci.secrets import redact
-from neuroerp_ci.tooling import ToolRun, describe
+from neuroerp_ci.support.secrets import redact
+from neuroerp_ci.support.tooling import ToolRun, describe
 
 
 def write_log(path: Path, run: ToolRun) -> Path:

@@ -69,7 +69,7 @@ from neuroerp_ci.model import (
     FindingSeverity,
     Metric,
 )
-from neuroerp_ci.tooling import ToolRun, find_tool, run_tool
+from neuroerp_ci.support.tooling import ToolRun, find_tool, run_tool
 
 _GLOB_CHARS = frozenset("*?[")
 _PYTHON_SUFFIXES = (".py", ".pyw")  # bandit's default "include"

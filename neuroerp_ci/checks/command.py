@@ -38,8 +38,8 @@ from neuroerp_ci.checks.interface import (
 from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import ToolError
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
-from neuroerp_ci.placeholders import PLACEHOLDERS, expand, expand_all
-from neuroerp_ci.tooling import describe, run_tool
+from neuroerp_ci.support.placeholders import PLACEHOLDERS, expand, expand_all
+from neuroerp_ci.support.tooling import describe, run_tool
 
 _TARGET_PLACEHOLDERS = ("{base_url}", "{port}")
 _METRICS_SHOWN = 4

@@ -54,7 +54,7 @@ inside its timing.
 
 Every host the URL can reach (its host, ``?host=`` lists, ``hostaddr``, libpq's
 ``PGHOSTADDR``; ``service`` is refused) must be in ``ctx.allowed_hosts``
-(:func:`neuroerp_ci.hosts.ensure_database_allowed`, before connecting); a relative SQLite
+(:func:`neuroerp_ci.support.hosts.ensure_database_allowed`, before connecting); a relative SQLite
 path is taken from the project directory and must exist (SQLite would otherwise create an
 empty database and the check would measure nothing). Passwords never appear in reasons or
 artifacts.
@@ -83,6 +83,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from neuroerp_ci.checks._percentiles import summary
 from neuroerp_ci.checks.interface import (
     Check,
     CheckContext,
@@ -92,10 +93,9 @@ from neuroerp_ci.checks.interface import (
 )
 from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import ToolError
-from neuroerp_ci.hosts import ensure_database_allowed
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
-from neuroerp_ci.percentiles import summary
-from neuroerp_ci.placeholders import expand
+from neuroerp_ci.support.hosts import ensure_database_allowed
+from neuroerp_ci.support.placeholders import expand
 
 SAMPLES_FILE = "db_samples.json"
 _SQLITE_REFUSED = "neuroerp_ci_refused"  # key in Connection.info: what the authorizer denied

@@ -45,6 +45,7 @@ from urllib.parse import urljoin
 import httpx
 from pydantic import Field
 
+from neuroerp_ci.checks._percentiles import median
 from neuroerp_ci.checks.interface import (
     Check,
     CheckContext,
@@ -54,11 +55,10 @@ from neuroerp_ci.checks.interface import (
 )
 from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import TargetError, ToolError
-from neuroerp_ci.hosts import ensure_allowed, guarded_client
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
-from neuroerp_ci.percentiles import median
-from neuroerp_ci.target import resolve_url
-from neuroerp_ci.text import printable_name
+from neuroerp_ci.run.target import resolve_url
+from neuroerp_ci.support.hosts import ensure_allowed, guarded_client
+from neuroerp_ci.support.text import printable_name
 
 REPORT_FILE = "frontend.json"
 CHUNK_SUFFIXES = frozenset({".js", ".mjs", ".cjs", ".css"})

@@ -17,7 +17,7 @@ happened to be measured last. httpcore's ``trace`` extension gives connect, TLS 
 time-to-first-byte timings per request; total latency is wall time around the whole request
 including reading the body.
 
-Every URL's host must be in ``ctx.allowed_hosts`` (the rule of :mod:`neuroerp_ci.hosts`);
+Every URL's host must be in ``ctx.allowed_hosts`` (the rule of :mod:`neuroerp_ci.support.hosts`);
 this is checked for all endpoints before the first request, and the client checks again the
 host it dials. Redirects are not followed: a 3xx is an answer with that status. A target
 where no request got any HTTP answer is a TargetError (status error), never a pass;
@@ -37,6 +37,7 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from neuroerp_ci.checks._percentiles import median, summary
 from neuroerp_ci.checks.interface import (
     Check,
     CheckContext,
@@ -46,11 +47,10 @@ from neuroerp_ci.checks.interface import (
 )
 from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import TargetError, ToolError
-from neuroerp_ci.hosts import ensure_allowed, guarded_client, http_url_problem
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
-from neuroerp_ci.percentiles import median, summary
-from neuroerp_ci.placeholders import expand
-from neuroerp_ci.target import resolve_url
+from neuroerp_ci.run.target import resolve_url
+from neuroerp_ci.support.hosts import ensure_allowed, guarded_client, http_url_problem
+from neuroerp_ci.support.placeholders import expand
 
 SAMPLES_FILE = "http_samples.json"
 

@@ -21,10 +21,10 @@ from pydantic import BaseModel, ConfigDict
 
 from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import NeuroErpCiError, ToolError
-from neuroerp_ci.hosts import LOOPBACK_HOSTS
 from neuroerp_ci.model import CheckResult, CheckStatus, Priority
-from neuroerp_ci.placeholders import expand
-from neuroerp_ci.text import printable_result
+from neuroerp_ci.support.hosts import LOOPBACK_HOSTS
+from neuroerp_ci.support.placeholders import expand
+from neuroerp_ci.support.text import printable_result
 
 
 class KindSettings(BaseModel):
@@ -81,7 +81,7 @@ class CheckKind(ABC):
     exclusive: ClassVar[bool] = False
     # Kinds that talk to the target service need it running.
     needs_target: ClassVar[bool] = False
-    # Settings fields whose placeholders are replaced, and which (neuroerp_ci.placeholders).
+    # Settings fields whose placeholders are replaced, and which (neuroerp_ci.support.placeholders).
     placeholders: ClassVar[Mapping[str, frozenset[str]]] = {}
     # For a kind without default conditions: what ``completed`` alone already makes sure of.
     completed_means: ClassVar[str] = ""

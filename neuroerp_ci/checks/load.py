@@ -85,10 +85,10 @@ from neuroerp_ci.checks._outputs import read_json_file, remove_stale, write_log
 from neuroerp_ci.checks.interface import Check, CheckContext, CheckKind, KindSettings
 from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import TargetError, ToolError
-from neuroerp_ci.hosts import allowed_set, ensure_allowed
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
-from neuroerp_ci.target import free_port, log_tail, stop_process_group
-from neuroerp_ci.tooling import ToolRun, describe, find_tool, run_tool, start_group
+from neuroerp_ci.run.target import free_port, log_tail, stop_process_group
+from neuroerp_ci.support.hosts import allowed_set, ensure_allowed
+from neuroerp_ci.support.tooling import ToolRun, describe, find_tool, run_tool, start_group
 
 STATS_BASE = "locust_stats"  # locust appends ".json"
 RECORD_FILE = "locust_run.json"
@@ -409,7 +409,7 @@ class LocalWorkers:
     run_tool runs one process to completion; workers must run beside the master, so they
     are started here (never through a shell) and always stopped: first given
     ``WORKER_EXIT_GRACE_S`` to leave on the master's quit message, then the group is
-    terminated and killed (:func:`neuroerp_ci.target.stop_process_group`).
+    terminated and killed (:func:`neuroerp_ci.run.target.stop_process_group`).
     """
 
     def __init__(self) -> None:
@@ -464,7 +464,7 @@ def render_wrapper(
 ) -> str:
     """The wrapper locustfile's source with its settings embedded as a JSON string literal.
 
-    ``allowed_hosts`` are canonical (:func:`neuroerp_ci.hosts.allowed_set`): remote workers
+    ``allowed_hosts`` are canonical (:func:`neuroerp_ci.support.hosts.allowed_set`): remote workers
     may not have neuroerp-ci installed, so the wrapper compares with them on its own terms.
     """
     config = json.dumps(
@@ -519,7 +519,7 @@ def _numeric(host):
 
 
 def _canonical(host):
-    """``host`` as the allow-list spells it (neuroerp_ci.hosts), or None when it cannot be."""
+    """``host`` as the allow-list spells it (support.hosts), or None when it can't be."""
     if isinstance(host, bytes):
         host = host.decode("ascii", "replace")
     if not isinstance(host, str) or not host:

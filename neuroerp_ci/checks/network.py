@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator
 
 from neuroerp_ci import __version__
+from neuroerp_ci.checks._percentiles import median
 from neuroerp_ci.checks.interface import (
     Check,
     CheckContext,
@@ -51,10 +52,9 @@ from neuroerp_ci.checks.interface import (
 )
 from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import TargetError, ToolError
-from neuroerp_ci.hosts import ensure_allowed
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
-from neuroerp_ci.percentiles import median
-from neuroerp_ci.target import resolve_url
+from neuroerp_ci.run.target import resolve_url
+from neuroerp_ci.support.hosts import ensure_allowed
 
 SAMPLES_FILE = "network_samples.json"
 TARGET_HOST_NAME = "target"

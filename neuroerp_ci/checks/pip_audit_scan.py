@@ -14,7 +14,8 @@ differ from what is installed (``requirements_drift``). Every pin must be exact 
 
 Where the advisories come from: offline mirror folders (``settings.mirror``, else the run's
 ``--advisories`` / ``NEUROERP_CI_ADVISORIES`` / ``[advisories] mirror``), merged and served
-on loopback (:func:`neuroerp_ci.advisories.serve_osv`), so nothing leaves the machine; without
+on loopback (:func:`~neuroerp_ci.checks.advisories.serve_osv`),
+so nothing leaves the machine; without
 one, the live ``service``; and when that is unreachable, ``fallback_mirror`` if set (the demo
 ships a small subset). The data's date and age are in the reason and in
 ``advisory_age_days`` (0 for a live service), which a default condition holds to
@@ -43,7 +44,6 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from pydantic import Field, model_validator
 
-from neuroerp_ci.advisories import AdvisoryMirror, MirrorFolder, serve_osv, severity_label
 from neuroerp_ci.checks._environment import Environment, drift, installed_packages
 from neuroerp_ci.checks._outputs import read_json_file, remove_stale, write_log
 from neuroerp_ci.checks._requirements import (
@@ -52,6 +52,7 @@ from neuroerp_ci.checks._requirements import (
     read_lock,
     read_requirements,
 )
+from neuroerp_ci.checks.advisories import AdvisoryMirror, MirrorFolder, serve_osv, severity_label
 from neuroerp_ci.checks.interface import (
     Check,
     CheckContext,
@@ -70,7 +71,7 @@ from neuroerp_ci.model import (
     Metric,
     Severity,
 )
-from neuroerp_ci.tooling import ToolRun, find_tool, run_tool
+from neuroerp_ci.support.tooling import ToolRun, find_tool, run_tool
 
 TOOL = "pip-audit"
 LIVE_HINT = (

@@ -66,7 +66,7 @@ from neuroerp_ci.model import (
     FindingSeverity,
     Metric,
 )
-from neuroerp_ci.tooling import ToolRun, run_tool
+from neuroerp_ci.support.tooling import ToolRun, run_tool
 
 _COULD_NOT_RUN = {2: "interrupted", 3: "internal error", 4: "usage error"}
 _VERSION = re.compile(r"\bpytest-(\d[^\s,]*)")

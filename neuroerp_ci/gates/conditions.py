@@ -33,7 +33,7 @@ from neuroerp_ci.model import (
     OutcomeStatus,
     Severity,
 )
-from neuroerp_ci.reports.format import format_value
+from neuroerp_ci.support.formatting import format_value
 
 # Ends the condition text of a kind's default condition, in every report.
 DEFAULT_MARK = " (default)"

@@ -41,7 +41,7 @@ from neuroerp_ci.gates.baselines import change_pct, runs_text
 from neuroerp_ci.gates.judgement import Judgement
 from neuroerp_ci.gates.statistics import compare_samples
 from neuroerp_ci.model import Baseline, Direction, Metric
-from neuroerp_ci.reports.format import format_value
+from neuroerp_ci.support.formatting import format_value
 
 
 def describe_regression(cond: ConditionSpec) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from neuroerp_ci.config import ConditionSpec
 from neuroerp_ci.gates.baselines import change_pct, runs_text
 from neuroerp_ci.gates.judgement import Judgement
 from neuroerp_ci.model import Baseline
-from neuroerp_ci.reports.format import format_value
+from neuroerp_ci.support.formatting import format_value
 
 
 def describe_relative(cond: ConditionSpec) -> tuple[str, str]:

@@ -6,12 +6,6 @@ is one new module plus one line here.
 
 from __future__ import annotations
 
-from neuroerp_ci.reports.format import (
-    format_duration,
-    format_number,
-    format_value,
-    plain_text,
-)
 from neuroerp_ci.reports.interface import Renderer
 from neuroerp_ci.reports.json_report import (
     SCHEMA_VERSION,
@@ -24,6 +18,12 @@ from neuroerp_ci.reports.json_report import (
 from neuroerp_ci.reports.junit import render_junit
 from neuroerp_ci.reports.markdown import markdown_summary, outcome_rows, render_markdown
 from neuroerp_ci.reports.writer import default_output_dir, new_run_id, write_reports
+from neuroerp_ci.support.formatting import (
+    format_duration,
+    format_number,
+    format_value,
+    plain_text,
+)
 
 RENDERERS: dict[str, Renderer] = {
     "report.json": render_json,

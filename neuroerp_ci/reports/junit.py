@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 
 from neuroerp_ci.model import CheckResult, CheckStatus, Outcome, OutcomeStatus, StageReport
-from neuroerp_ci.reports.format import format_number, format_value, plain_text
+from neuroerp_ci.support.formatting import format_number, format_value, plain_text
 
 SUITE_PREFIX = "neuroerp-ci"
 

@@ -19,7 +19,7 @@ from neuroerp_ci.model import (
     StageReport,
     Verdict,
 )
-from neuroerp_ci.reports.format import MISSING, format_duration, format_value, plain_text
+from neuroerp_ci.support.formatting import MISSING, format_duration, format_value, plain_text
 
 MAX_FINDINGS_PER_CHECK = 20
 MAX_METRICS_PER_CHECK = 30

@@ -3,7 +3,7 @@
 Every renderer in :data:`neuroerp_ci.reports.RENDERERS` is rendered first, then each file is
 written atomically (a temporary file in the same directory, then :func:`os.replace`), so a
 reader never sees half a report and a renderer that raises leaves no file behind. Every text
-written here is redacted (:mod:`neuroerp_ci.secrets`) whatever the report held.
+written here is redacted (:mod:`neuroerp_ci.support.secrets`) whatever the report held.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 from neuroerp_ci.errors import UsageError
 from neuroerp_ci.model import StageReport
 from neuroerp_ci.reports.interface import Renderer
-from neuroerp_ci.secrets import redact
-from neuroerp_ci.state_dir import ensure_state_dir
+from neuroerp_ci.support.secrets import redact
+from neuroerp_ci.support.state_dir import ensure_state_dir
 
 # A run id becomes a directory name: no separators, no "..", nothing hidden.
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

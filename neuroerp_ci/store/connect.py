@@ -32,9 +32,9 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from neuroerp_ci.state_dir import ensure_state_dir
 from neuroerp_ci.store.errors import StoreError, StoreUrlError
 from neuroerp_ci.store.integrity import sqlite_file_problem
+from neuroerp_ci.support.state_dir import ensure_state_dir
 
 DEFAULT_FILE = "history.sqlite3"
 SQLITE_BUSY_TIMEOUT_S = 30.0

@@ -29,7 +29,6 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from neuroerp_ci.model import StageReport
-from neuroerp_ci.secrets import redact, redact_data
 from neuroerp_ci.store.baselines import BaselineSelection, StoreBaselineProvider
 from neuroerp_ci.store.connect import WRITE_OPTION, create_store_engine, safe_url
 from neuroerp_ci.store.errors import StoreError, UnknownRunError
@@ -57,6 +56,7 @@ from neuroerp_ci.store.schema import (
     outcomes,
     runs,
 )
+from neuroerp_ci.support.secrets import redact, redact_data
 
 
 def open_store(url: str) -> HistoryStore:
@@ -149,7 +149,7 @@ class HistoryStore:
 
         A run that was never begun is recorded whole now. A run already finished or aborted
         is refused: the record of a run does not change after it ended. Every text is
-        redacted (:mod:`neuroerp_ci.secrets`) before it is written.
+        redacted (:mod:`neuroerp_ci.support.secrets`) before it is written.
         """
         report = redact_data(report)
         with self._write(f"record run {report.run_id}") as conn:

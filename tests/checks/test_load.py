@@ -38,6 +38,7 @@ from neuroerp_ci.checks._locust_stats import (
     stopped_answering,
     thinned_samples,
 )
+from neuroerp_ci.checks._percentiles import percentile, weighted_percentile
 from neuroerp_ci.checks.interface import Check, CheckContext, execute_check
 from neuroerp_ci.checks.load import (
     LoadSettings,
@@ -52,7 +53,6 @@ from neuroerp_ci.config import ConditionSpec, Pipeline, TargetSpec, parse_pipeli
 from neuroerp_ci.demo import DEMO_PIPELINE, write_demo
 from neuroerp_ci.errors import TargetError, ToolError
 from neuroerp_ci.gates import evaluate
-from neuroerp_ci.hosts import allowed_set, host_allowed
 from neuroerp_ci.model import (
     CheckResult,
     CheckStatus,
@@ -63,10 +63,10 @@ from neuroerp_ci.model import (
     StageReport,
     Verdict,
 )
-from neuroerp_ci.percentiles import percentile, weighted_percentile
-from neuroerp_ci.runner import RunOptions, ThreadExecutor, run_stage
-from neuroerp_ci.target import TargetInfo, free_port, stop_process_group, target_session
-from neuroerp_ci.tooling import ToolRun, find_tool
+from neuroerp_ci.run.runner import RunOptions, ThreadExecutor, run_stage
+from neuroerp_ci.run.target import TargetInfo, free_port, stop_process_group, target_session
+from neuroerp_ci.support.hosts import allowed_set, host_allowed
+from neuroerp_ci.support.tooling import ToolRun, find_tool
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 KNOBS = ("NEUROERP_DEMO_DELAY_MS", "NEUROERP_DEMO_ERROR_RATE")
@@ -819,7 +819,7 @@ HOST_FORMS = (
 @pytest.mark.integration
 def test_wrapper_guard_agrees_with_the_allowed_hosts_rule(tmp_path: Path) -> None:
     """The guard inside locust (which cannot import neuroerp-ci on a remote worker) allows
-    exactly the hosts neuroerp_ci.hosts allows, in every form a client may pass."""
+    exactly the hosts neuroerp_ci.support.hosts allows, in every form a client may pass."""
     wrapper = tmp_path / "wrapper.py"
     wrapper.write_text(render_wrapper(
         record_path=str(tmp_path / "r.json"), warmup_s=0, stages=[],

@@ -27,7 +27,7 @@ from neuroerp_ci.checks.pip_audit_scan import parse_report
 from neuroerp_ci.checks.pip_audit_scan import report_metrics as audit_metrics
 from neuroerp_ci.checks.pytest_suite import summary_metrics
 from neuroerp_ci.config import ConditionSpec
-from neuroerp_ci.tooling import ToolRun
+from neuroerp_ci.support.tooling import ToolRun
 
 # One typical check per kind; a new kind must add one here (the first test says so).
 SAMPLES: dict[str, dict[str, Any]] = {

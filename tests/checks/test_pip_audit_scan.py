@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from neuroerp_ci.advisories import AdvisoryMirror
 from neuroerp_ci.checks._requirements import read_requirements
+from neuroerp_ci.checks.advisories import AdvisoryMirror
 from neuroerp_ci.checks.interface import Check, CheckContext, execute_check
 from neuroerp_ci.checks.pip_audit_scan import (
     LIVE_HINT,
@@ -53,7 +53,7 @@ from neuroerp_ci.model import (
     Priority,
     Severity,
 )
-from neuroerp_ci.tooling import ToolRun
+from neuroerp_ci.support.tooling import ToolRun
 
 # Fifteen pins that have no advisory in the 2024-10-10 PyPA snapshot.
 CLEAN_PINS = """\

@@ -45,7 +45,7 @@ from neuroerp_ci.checks.pytest_suite import (
 )
 from neuroerp_ci.errors import ToolError
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, FindingSeverity, Priority
-from neuroerp_ci.tooling import ToolRun
+from neuroerp_ci.support.tooling import ToolRun
 
 
 def make_check(settings: PytestSettings, timeout: float = 120.0) -> Check:

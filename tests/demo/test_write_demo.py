@@ -18,7 +18,7 @@ import pytest
 
 from neuroerp_ci.demo import DEMO_PIPELINE, template, write_demo
 from neuroerp_ci.errors import UsageError
-from neuroerp_ci.tooling import kill_process_group, run_tool
+from neuroerp_ci.support.tooling import kill_process_group, run_tool
 
 EXPECTED = (
     DEMO_PIPELINE,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from neuroerp_ci.advisories import MirrorFolder
+from neuroerp_ci.checks.advisories import MirrorFolder
 
 pytestmark = pytest.mark.integration
 

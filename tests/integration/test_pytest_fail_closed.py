@@ -25,7 +25,7 @@ from neuroerp_ci.model import (
     StageReport,
     Verdict,
 )
-from neuroerp_ci.runner import RunOptions, ThreadExecutor, run_stage
+from neuroerp_ci.run.runner import RunOptions, ThreadExecutor, run_stage
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from neuroerp_ci.secrets import REDACTED
+from neuroerp_ci.support.secrets import REDACTED
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@
 failing one fails the stage; ``target.workdir = "scratch"`` keeps a setup that wipes a
 database away from the developer's own; a check's own ``env`` reaches that check only.
 Real subprocesses throughout (setup commands, a target service, command checks), run through
-:func:`neuroerp_ci.runner.run_stage` with the thread executor.
+:func:`neuroerp_ci.run.runner.run_stage` with the thread executor.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from neuroerp_ci import runner
 from neuroerp_ci.config import load_pipeline
 from neuroerp_ci.model import CheckStatus, OutcomeStatus, StageReport, Verdict
-from neuroerp_ci.secrets import REDACTED
-from neuroerp_ci.workdir import SCRATCH_PREFIX
+from neuroerp_ci.project.workdir import SCRATCH_PREFIX
+from neuroerp_ci.run import runner
+from neuroerp_ci.support.secrets import REDACTED
 
 pytestmark = pytest.mark.integration
 

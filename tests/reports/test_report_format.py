@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from neuroerp_ci.reports.format import format_duration, format_number, format_value, plain_text
+from neuroerp_ci.support.formatting import format_duration, format_number, format_value, plain_text
 
 
 @pytest.mark.parametrize(
@@ -72,8 +72,8 @@ def test_format_duration(seconds: float, text: str) -> None:
 def test_docstring_examples() -> None:
     import doctest
 
-    import neuroerp_ci.reports.format as format_module
     import neuroerp_ci.reports.writer as writer_module
+    import neuroerp_ci.support.formatting as format_module
 
     for module in (format_module, writer_module):
         assert doctest.testmod(module).failed == 0

@@ -15,7 +15,7 @@ from pathlib import Path
 from neuroerp_ci.config import load_pipeline
 from neuroerp_ci.model import Verdict
 from neuroerp_ci.reports.json_report import report_from_dict
-from neuroerp_ci.runner import RunOptions, StageOutcome, ThreadExecutor, run_stage
+from neuroerp_ci.run.runner import RunOptions, StageOutcome, ThreadExecutor, run_stage
 from neuroerp_ci.store import HistoryStore, RunStatus
 
 PIPELINE = """

@@ -12,7 +12,7 @@ import pytest
 from neuroerp_ci.checks import Check
 from neuroerp_ci.config import load_pipeline
 from neuroerp_ci.model import OutcomeStatus, Verdict
-from neuroerp_ci.runner import NullObserver, RunOptions, StageOutcome, ThreadExecutor, run_stage
+from neuroerp_ci.run.runner import NullObserver, RunOptions, StageOutcome, ThreadExecutor, run_stage
 from neuroerp_ci.store import HistoryStore, RunStatus
 
 PIPELINE = """

@@ -21,9 +21,9 @@ from typing import Protocol
 
 from neuroerp_ci.config import Pipeline
 from neuroerp_ci.model import Outcome, OutcomeStatus, Severity, StageReport, Verdict
-from neuroerp_ci.rollout import is_rollout_stage
+from neuroerp_ci.project.versioning import UNVERSIONED
+from neuroerp_ci.release.rollout import is_rollout_stage
 from neuroerp_ci.store.records import RunRecord
-from neuroerp_ci.versioning import UNVERSIONED
 
 PROMOTION_CHECK = "promotion"  # the ``check`` of the outcome a refusal reports
 

@@ -2,7 +2,7 @@
 
 A setup that initialises a database, a migration, a test suite that writes files: in the copy
 they cannot touch the developer's own data. What is copied is what the version under test is
-made of (:mod:`neuroerp_ci.versioning` hashes the same files):
+made of (:mod:`neuroerp_ci.project.versioning` hashes the same files):
 
 - in a git checkout, ``git ls-files --cached --others --exclude-standard``: tracked files as
   they are on disk, plus untracked files that are not ignored. Ignored files (local databases,
@@ -31,9 +31,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from neuroerp_ci.errors import SetupError, ToolError
-from neuroerp_ci.interpreter import VENV_DIRS
-from neuroerp_ci.state_dir import STATE_DIR
-from neuroerp_ci.tooling import run_tool
+from neuroerp_ci.project.interpreter import VENV_DIRS
+from neuroerp_ci.support.state_dir import STATE_DIR
+from neuroerp_ci.support.tooling import run_tool
 
 NOT_COPIED = frozenset({".git", STATE_DIR, *VENV_DIRS, "__pycache__"})
 SCRATCH_PREFIX = "neuroerp-ci-scratch-"

@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping, Sequence
 
-from neuroerp_ci.secrets import REFERENCE_KINDS
+from neuroerp_ci.support.secrets import REFERENCE_KINDS
 
 PLACEHOLDERS = ("python", "port", "base_url", "project")
 
-# Secret references ({env:NAME}, {secret:BLOCK}; see neuroerp_ci.secrets) are replaced from
+# Secret references ({env:NAME}, {secret:BLOCK}; see neuroerp_ci.support.secrets) are replaced from
 # values keyed "env:NAME" / "secret:BLOCK", which only the runner has.
 _PLACEHOLDER = re.compile(
     r"\{\{([A-Za-z_]\w*)\}\}|\{(python|port|base_url|project|(?:"

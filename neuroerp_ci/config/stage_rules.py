@@ -31,10 +31,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from neuroerp_ci.hosts import http_url_problem
+from neuroerp_ci.support.hosts import http_url_problem
+from neuroerp_ci.support.secrets import WEBHOOK_ENV
 
 HOOK_NAMES = ("backup", "deploy", "switch", "rollback")
-WEBHOOK_ENV = "NEUROERP_CI_WEBHOOK_URL"
 
 
 class _Strict(BaseModel):

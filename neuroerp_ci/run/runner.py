@@ -19,22 +19,14 @@ from typing import Generic, Protocol, TypeVar
 
 from neuroerp_ci.checks import KINDS, Check, CheckContext, execute_check, skipped
 from neuroerp_ci.config import Pipeline
+from neuroerp_ci.config.secret_refs import collect_secrets
 from neuroerp_ci.dag import order
 from neuroerp_ci.errors import ConfigError, SetupError, TargetError
 from neuroerp_ci.gates import NO_BASELINES, BaselineProvider, decide, evaluate_stage, summarize
-from neuroerp_ci.interpreter import Interpreter, find_interpreter, interpreter_outcome
 from neuroerp_ci.model import CheckResult, CheckStatus, StageReport
+from neuroerp_ci.project.interpreter import Interpreter, find_interpreter, interpreter_outcome
 from neuroerp_ci.reports.writer import default_output_dir, new_run_id, write_reports
-from neuroerp_ci.secrets import (
-    RunSecrets,
-    SecretLoader,
-    collect_secrets,
-    redact,
-    redact_data,
-    redact_tree,
-)
-from neuroerp_ci.store import HistoryStore, StoreError, environment_fingerprint
-from neuroerp_ci.target import (
+from neuroerp_ci.run.target import (
     TargetInfo,
     Workspace,
     check_health,
@@ -42,7 +34,15 @@ from neuroerp_ci.target import (
     setup_outcome,
     target_session,
 )
-from neuroerp_ci.tooling import ProcessScope, process_scope, stop_reason
+from neuroerp_ci.store import HistoryStore, StoreError, environment_fingerprint
+from neuroerp_ci.support.secrets import (
+    RunSecrets,
+    SecretLoader,
+    redact,
+    redact_data,
+    redact_tree,
+)
+from neuroerp_ci.support.tooling import ProcessScope, process_scope, stop_reason
 
 H = TypeVar("H")
 ADVISORIES_ENV = "NEUROERP_CI_ADVISORIES"
@@ -268,7 +268,8 @@ def stage_secrets(
     *,
     resolve_blocks: bool = True,
 ) -> RunSecrets:
-    """The secrets of a run of ``stage`` (:func:`~neuroerp_ci.secrets.collect_secrets`): what
+    """The secrets of a run of ``stage`` (:func:`~neuroerp_ci.config.secret_refs.collect_secrets`):
+    what
     its checks, and the target if one of them needs it or it has setup commands (which run
     with its env), reference must resolve."""
     checks = [pipeline.checks[c] for c in pipeline.stage(stage).checks]

@@ -46,16 +46,16 @@ from typing import Any, Protocol
 import httpx
 
 from neuroerp_ci.config import Pipeline, Stage
+from neuroerp_ci.config.stage_rules import CanarySpec, HookSpec, LockSpec
 from neuroerp_ci.errors import ConfigError, NeuroErpCiError, TargetError, ToolError
 from neuroerp_ci.gates.statistics import compare_samples
-from neuroerp_ci.hosts import LOOPBACK_HOSTS, ensure_allowed, guarded_client
 from neuroerp_ci.model import Outcome, OutcomeStatus, Severity, StageReport, Verdict
-from neuroerp_ci.placeholders import expand, expand_all
-from neuroerp_ci.secrets import redact
-from neuroerp_ci.stage_rules import CanarySpec, HookSpec, LockSpec
 from neuroerp_ci.store import Lease, LeaseRenewer, LockAttempt, LockTable, StoreError
 from neuroerp_ci.store.locks import iso_utc
-from neuroerp_ci.tooling import describe, run_tool
+from neuroerp_ci.support.hosts import LOOPBACK_HOSTS, ensure_allowed, guarded_client
+from neuroerp_ci.support.placeholders import expand, expand_all
+from neuroerp_ci.support.secrets import redact
+from neuroerp_ci.support.tooling import describe, run_tool
 
 logger = logging.getLogger(__name__)
 

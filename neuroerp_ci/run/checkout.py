@@ -24,10 +24,10 @@ from pathlib import Path
 
 from neuroerp_ci.config import Pipeline, TargetSpec
 from neuroerp_ci.errors import ToolError, UsageError
-from neuroerp_ci.interpreter import VENV_DIRS
+from neuroerp_ci.project.interpreter import VENV_DIRS
+from neuroerp_ci.project.versioning import Version, detect_version
 from neuroerp_ci.store import store_url
-from neuroerp_ci.tooling import run_tool
-from neuroerp_ci.versioning import Version, detect_version
+from neuroerp_ci.support.tooling import run_tool
 
 _GIT_TIMEOUT_S = 300.0
 

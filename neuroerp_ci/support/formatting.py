@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from neuroerp_ci.text import printable
+from neuroerp_ci.support.text import printable
 
 MISSING = "—"  # a value that was not measured or does not apply
 NOT_A_NUMBER = "n/a"
@@ -86,7 +86,7 @@ def format_duration(seconds: float) -> str:
 
 def plain_text(text: str) -> str:
     """Tool output made printable: ANSI escapes removed, other control characters → U+FFFD,
-    undecodable bytes of a file name as ``\\xNN`` (:func:`neuroerp_ci.text.printable`).
+    undecodable bytes of a file name as ``\\xNN`` (:func:`neuroerp_ci.support.text.printable`).
 
     Tabs and line breaks stay; each format decides what to do with them.
     """

@@ -11,7 +11,8 @@ Every process group neuroerp-ci starts (tools, the target, locust workers) is st
 - by the :class:`ProcessScope` of the run it belongs to, when there is one: a run that stops
   (an exception, SIGINT, SIGTERM) closes its scope, which kills the scope's groups at once and
   refuses to start new ones, so the worker threads waiting on tools return at once;
-- by a watchdog process (:mod:`neuroerp_ci._watchdog`, started with the first tracked child):
+- by a watchdog process (:mod:`neuroerp_ci.support._watchdog`, started with the first tracked
+  child):
   when this process ends, however it ends (SIGKILL included), the watchdog kills whatever is
   still registered, within a fraction of a second.
 """
@@ -258,7 +259,8 @@ def _killpg(pgid: int, sig: signal.Signals) -> None:
 
 
 class _Watchdog:
-    """The client end of :mod:`neuroerp_ci._watchdog`: one per process, started on first use.
+    """The client end of :mod:`neuroerp_ci.support._watchdog`: one per process, started on
+    first use.
 
     The watchdog reads our registrations from a pipe; the kernel closes the pipe when this
     process ends, however it ends, and the watchdog then kills what is still registered.

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuroerp_ci.errors import ToolError, UsageError
-from neuroerp_ci.state_dir import STATE_DIR
-from neuroerp_ci.tooling import run_tool
+from neuroerp_ci.support.state_dir import STATE_DIR
+from neuroerp_ci.support.tooling import run_tool
 
 UNVERSIONED = "unversioned"
 DIRTY_MARK = "+dirty."

@@ -14,7 +14,8 @@ Every URL is checked against ``allowed_hosts`` before anything is contacted.
 
 Before the target (and before any check), :func:`prepared_workspace` gives the folder the
 stage runs in: the project itself, or with ``workdir = "scratch"`` a copy of it removed
-afterwards (:mod:`neuroerp_ci.workdir`); then it runs the ``setup`` commands there, in order,
+afterwards (:mod:`neuroerp_ci.project.workdir`); then it
+runs the ``setup`` commands there, in order,
 each with ``setup_timeout`` and the target's environment, its output in
 ``<run folder>/setup/<n>-<name>.log``. A failing one is a :class:`SetupError`: no check runs.
 """
@@ -37,12 +38,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from neuroerp_ci.errors import SetupError, TargetError
-from neuroerp_ci.hosts import LOOPBACK_HOSTS, ensure_allowed, guarded_client, parse_http_url
 from neuroerp_ci.model import Outcome, OutcomeStatus, Severity
-from neuroerp_ci.placeholders import expand, expand_all
-from neuroerp_ci.secrets import redact_tree
-from neuroerp_ci.tooling import TAIL_CHARS, describe, release_group, start_group
-from neuroerp_ci.workdir import scratch_copy
+from neuroerp_ci.project.workdir import scratch_copy
+from neuroerp_ci.support.hosts import LOOPBACK_HOSTS, ensure_allowed, guarded_client, parse_http_url
+from neuroerp_ci.support.placeholders import expand, expand_all
+from neuroerp_ci.support.secrets import redact_tree
+from neuroerp_ci.support.tooling import TAIL_CHARS, describe, release_group, start_group
 
 if TYPE_CHECKING:  # config imports the check kinds, which import this module
     from neuroerp_ci.config import TargetSpec

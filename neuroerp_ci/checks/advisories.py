@@ -64,7 +64,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from neuroerp_ci.errors import ToolError
-from neuroerp_ci.tooling import find_tool, run_tool
+from neuroerp_ci.support.tooling import find_tool, run_tool
 
 Record = dict[str, Any]
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from neuroerp_ci.errors import TargetError, ToolError
 from neuroerp_ci.model import Outcome, OutcomeStatus, Severity
-from neuroerp_ci.placeholders import expand
-from neuroerp_ci.tooling import run_tool
+from neuroerp_ci.support.placeholders import expand
+from neuroerp_ci.support.tooling import run_tool
 
 INTERPRETER_CHECK = "interpreter"  # the ``check`` of the outcome that warns about it
 VENV_DIRS = (".venv", "venv")

@@ -1,6 +1,6 @@
 """The ``neuroerp-ci`` command line.
 
-Exit codes (see :mod:`neuroerp_ci.exit_codes`): 0 PASS or WARN, 1 FAIL, 2 bad pipeline file
+Exit codes (see :mod:`neuroerp_ci.cli.exit_codes`): 0 PASS or WARN, 1 FAIL, 2 bad pipeline file
 or usage (one line, no traceback), 3 internal error (a history store that cannot be opened,
 or a run it did not record), 130 after SIGINT, 143 after SIGTERM.
 """
@@ -23,11 +23,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from neuroerp_ci.cli.exit_codes import ExitCode, for_signal, for_verdict
 from neuroerp_ci.config import Pipeline, load_pipeline, resolve_config_path
 from neuroerp_ci.errors import ConfigError, NeuroErpCiError, OrchestrationError, UsageError
-from neuroerp_ci.exit_codes import ExitCode, for_signal, for_verdict
 from neuroerp_ci.model import Verdict
-from neuroerp_ci.secrets import redact
+from neuroerp_ci.support.secrets import redact
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -119,7 +119,7 @@ def demo(
 @app.command()
 def validate(config: ConfigOpt = None) -> None:
     """Check a pipeline file and print what it defines, with every stage's conditions."""
-    from neuroerp_ci.planning import conditions_text
+    from neuroerp_ci.cli.planning import conditions_text
 
     path = resolve_config_path(config)
     pipeline = load_pipeline(path)
@@ -141,7 +141,7 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
     """Show the execution plan: order, parallel layers, critical path and Mermaid text."""
-    from neuroerp_ci.planning import stage_plan
+    from neuroerp_ci.cli.planning import stage_plan
 
     pipeline = load_pipeline(resolve_config_path(config))
     the_plan = stage_plan(pipeline, stage)
@@ -172,7 +172,7 @@ def history(
     ] = False,
 ) -> None:
     """List the recorded runs of the pipeline's target, newest first."""
-    from neuroerp_ci.reports.format import format_duration
+    from neuroerp_ci.support.formatting import format_duration
 
     pipeline = load_pipeline(resolve_config_path(config))
     with _open_history(pipeline) as store:
@@ -213,7 +213,7 @@ def baseline_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Which runs form the baseline of each metric, and the baseline value (their median)."""
-    from neuroerp_ci.reports.format import format_number
+    from neuroerp_ci.support.formatting import format_number
 
     pipeline = load_pipeline(resolve_config_path(config))
     pipeline.stage(stage)
@@ -339,7 +339,7 @@ def _joined(advisories: list[Path] | None) -> str | None:
 def _refuse_unwritable_output(output: Path | None, project_dir: Path) -> None:
     """A report directory the run could not write to is bad input: exit 2 now, not after
     every check ran. ``None`` stands for the default, under the project's state folder."""
-    from neuroerp_ci.state_dir import STATE_DIR
+    from neuroerp_ci.support.state_dir import STATE_DIR
 
     where = output if output is not None else project_dir / STATE_DIR / "runs"
     problem = output_problem(where)
@@ -419,11 +419,11 @@ def _run_stage(
     version: str | None,
     advisories: list[Path] | None,
 ) -> int:
-    from neuroerp_ci.advisories import mirror_problem
-    from neuroerp_ci.progress import ConsoleProgress
+    from neuroerp_ci.checks.advisories import mirror_problem
+    from neuroerp_ci.cli.progress import ConsoleProgress
+    from neuroerp_ci.project.versioning import UNVERSIONED, resolve_version
     from neuroerp_ci.reports.writer import default_output_dir, new_run_id
-    from neuroerp_ci.runner import stage_secrets
-    from neuroerp_ci.versioning import UNVERSIONED, resolve_version
+    from neuroerp_ci.run.runner import stage_secrets
 
     stage_secrets(pipeline, stage, os.environ, resolve_blocks=False)  # unset {env:..}: exit 2
     for folder in advisories or []:
@@ -522,9 +522,9 @@ def promote(
     approval or hooks runs as a rollout and needs a Prefect server (PREFECT_API_URL) on
     which someone can approve it.
     """
-    from neuroerp_ci.promotion import check_promotion
-    from neuroerp_ci.rollout import is_rollout_stage
-    from neuroerp_ci.versioning import resolve_version
+    from neuroerp_ci.project.versioning import resolve_version
+    from neuroerp_ci.release.promotion import check_promotion
+    from neuroerp_ci.release.rollout import is_rollout_stage
 
     pipeline = load_pipeline(resolve_config_path(config))
     stage = pipeline.stage(to)
@@ -554,7 +554,7 @@ def _run_rollout(
 
     from neuroerp_ci.orchestration import rollout, start_temporary_server
     from neuroerp_ci.reports.writer import default_output_dir, new_run_id
-    from neuroerp_ci.runner import stage_secrets
+    from neuroerp_ci.run.runner import stage_secrets
 
     stage_secrets(pipeline, stage, os.environ, resolve_blocks=False)
     waits = pipeline.stage(stage).approval is not None

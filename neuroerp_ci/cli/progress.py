@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 
 from neuroerp_ci.checks import Check
 from neuroerp_ci.model import CheckResult, CheckStatus
-from neuroerp_ci.secrets import redact
+from neuroerp_ci.support.secrets import redact
 
 _MARK = {
     CheckStatus.OK: "[green]✔[/]",
@@ -21,7 +21,7 @@ _MARK = {
 
 
 class ConsoleProgress:
-    """A :class:`~neuroerp_ci.runner.RunObserver` drawing on a rich console."""
+    """A :class:`~neuroerp_ci.run.runner.RunObserver` drawing on a rich console."""
 
     def __init__(self, console: Console, checks: Sequence[Check]) -> None:
         self._console = console

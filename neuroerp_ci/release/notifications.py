@@ -5,7 +5,7 @@
   Mattermost incoming webhooks show as a message). The URL is a secret: it comes from the
   environment variable ``[notify] webhook_env`` (default ``NEUROERP_CI_WEBHOOK_URL``) or a
   Prefect Secret block, and it is never printed, logged or reported; errors name the webhook,
-  not its URL. Like every secret (:mod:`neuroerp_ci.secrets`) it is redacted from the body,
+  not its URL. Like every secret (:mod:`neuroerp_ci.support.secrets`) it is redacted from the body,
   the notes and the Prometheus text too.
 - **Prometheus**: :func:`prometheus_text` renders a run's gate metrics in the text exposition
   format (0.0.4). It is written to ``[notify] metrics_file`` (``{stage}`` in the name is
@@ -34,12 +34,12 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from neuroerp_ci.config import Pipeline
+from neuroerp_ci.config.stage_rules import NotifySpec
 from neuroerp_ci.errors import NeuroErpCiError
-from neuroerp_ci.hosts import http_url_problem
 from neuroerp_ci.model import CheckStatus, OutcomeStatus, StageReport, Verdict
-from neuroerp_ci.rollout import RolloutReport
-from neuroerp_ci.secrets import SecretLoader, redact, redact_data, register
-from neuroerp_ci.stage_rules import NotifySpec
+from neuroerp_ci.release.rollout import RolloutReport
+from neuroerp_ci.support.hosts import http_url_problem
+from neuroerp_ci.support.secrets import SecretLoader, redact, redact_data, register
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
