@@ -57,11 +57,11 @@ from pathlib import Path
 from typing import Any
 
 from neuroerp_ci.checks.advisories import AdvisoryMirror, serve_osv
-from neuroerp_ci.checks.bandit_scan import OWN_INI, BanditSettings, bandit_argv, plan_scan
+from neuroerp_ci.checks.bandit import OWN_INI, BanditSettings, bandit_argv, plan_scan
 from neuroerp_ci.checks.command import CommandSettings
-from neuroerp_ci.checks.http_probe import HttpProbeSettings
-from neuroerp_ci.checks.pip_audit_scan import PipAuditSettings, base_argv, requirement_files
-from neuroerp_ci.checks.pytest_suite import (
+from neuroerp_ci.checks.http import HttpProbeSettings
+from neuroerp_ci.checks.pip_audit import PipAuditSettings, base_argv, requirement_files
+from neuroerp_ci.checks.pytest import (
     PytestSettings,
     install_probe,
     pytest_argv,
@@ -69,17 +69,12 @@ from neuroerp_ci.checks.pytest_suite import (
 )
 from neuroerp_ci.config import Pipeline, load_pipeline
 from neuroerp_ci.demo import DEMO_PIPELINE, write_demo
+from neuroerp_ci.model import summary_line
 from neuroerp_ci.run.runner import RunOptions, ThreadExecutor, run_stage
-from neuroerp_ci.run.target import (
-    POLL_INTERVAL_S,
-    free_port,
-    join_url,
-    resolve_url,
-    stop_process_group,
-    wait_healthy,
-)
+from neuroerp_ci.run.target import POLL_INTERVAL_S, wait_healthy
+from neuroerp_ci.support.hosts import free_port, join_url, resolve_url
 from neuroerp_ci.support.placeholders import expand, expand_all
-from neuroerp_ci.support.tooling import find_tool, run_tool
+from neuroerp_ci.support.tooling import find_tool, run_tool, stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = "development"
@@ -522,7 +517,7 @@ def part_overhead(root: Path, count: int, repeat: int) -> list[str]:
                 ThreadExecutor(pool),
             )  # fmt: skip
         if done.report.verdict.value != "PASS":
-            raise BenchmarkError(f"run_stage on {config.name}: {done.report.summary}")
+            raise BenchmarkError(f"run_stage on {config.name}: {summary_line(done.report.summary)}")
 
     def direct(n: int) -> None:
         for _ in range(n):

@@ -65,13 +65,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
 
-from neuroerp_ci.checks.http_probe import Endpoint, HttpProbeCheck, HttpProbeSettings
+from neuroerp_ci.checks.http import Endpoint, HttpProbeCheck, HttpProbeSettings
 from neuroerp_ci.checks.interface import Check, CheckContext, execute_check
 from neuroerp_ci.config import ConditionSpec, RegressionSpec
 from neuroerp_ci.demo import write_demo
 from neuroerp_ci.gates import evaluate
 from neuroerp_ci.model import Baseline, CheckResult, CheckStatus, OutcomeStatus, Priority
-from neuroerp_ci.run.target import free_port, stop_process_group, wait_healthy
+from neuroerp_ci.run.target import wait_healthy
+from neuroerp_ci.support.hosts import free_port
+from neuroerp_ci.support.tooling import stop_process_group
 
 CHECK_ID = "api-baseline"
 METRIC = "p95_ms"
@@ -244,7 +246,7 @@ def judge(
     if outcome.status not in (OutcomeStatus.PASS, OutcomeStatus.FAIL):
         raise RuntimeError(f"the regression condition could not judge: {outcome.reason}")
     ours = outcome.status is OutcomeStatus.FAIL
-    alpha = cond.regression.alpha if cond.regression else 0.01
+    alpha = getattr(cond.params, "regression", RegressionSpec()).alpha
     rank_only = outcome.p_value is not None and outcome.p_value < alpha
     p95 = result.metrics[METRIC].value
     keptn = p95 > statistics.fmean(r.p95 for r in window) * (1 + KEPTN_MAX_INCREASE)

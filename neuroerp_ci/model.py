@@ -7,9 +7,9 @@ gate conditions turn results into :class:`Outcome` objects; the outcomes decide 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 
 class Priority(StrEnum):
@@ -35,6 +35,10 @@ _SEVERITY_FOR_PRIORITY = {
     Priority.MEDIUM: Severity.WARNING,
     Priority.LOW: Severity.INFO,
 }
+
+# What a condition concludes when the data cannot decide (the check errored or was skipped,
+# the metric is missing, no baseline yet): its on_error / on_missing / on_no_baseline.
+Policy = Literal["fail", "warn", "ignore"]
 
 
 class CheckStatus(StrEnum):
@@ -173,6 +177,80 @@ class Verdict(StrEnum):
     FAIL = "FAIL"
 
 
+_SHOWN_REASONS = 3  # in a summary line; "and N more" for the rest
+
+
+@dataclass(frozen=True, eq=False)
+class Summary:
+    """Why a run ended with its verdict, as data: built once where the verdict is decided,
+    rendered by :func:`summary_line` wherever one line is shown (reports, the history,
+    notifications, Prefect's final state). So nothing parses a line back to reuse its parts.
+
+    A gate's summary counts its conditions (``evaluated``; ``deciding`` of them failed or
+    warned) and keeps every distinct reason of the deciding ones; a refusal or a rollout has
+    reasons only. ``unrecorded``: why the history store does not hold the run (said first).
+    ``written``: a summary read back from a ``report.json``, where only its line survives.
+    Two summaries are equal when they render the same line, so a report read back equals
+    the report written.
+
+    Example::
+
+        summary_line(Summary("development", Verdict.FAIL, ("unit-tests: failed 1 > 0",),
+                             evaluated=5, deciding=1))
+        # 'development: FAIL — 1 of 5 conditions failed: unit-tests: failed 1 > 0'
+    """
+
+    stage: str
+    verdict: Verdict
+    reasons: tuple[str, ...] = ()
+    evaluated: int | None = None  # None: not a gate's verdict (a refusal, a rollout)
+    deciding: int = 0  # of those, how many failed (a FAIL) or warned (a WARN)
+    unrecorded: str | None = None
+    written: str | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Summary):
+            return NotImplemented
+        return summary_line(self) == summary_line(other)
+
+    def __hash__(self) -> int:
+        return hash(summary_line(self))
+
+
+NO_SUMMARY = Summary("", Verdict.FAIL, written="")  # a hand-made report that says nothing
+
+
+def summary_line(summary: Summary) -> str:
+    """The one line: '<stage>: <VERDICT> — <what decided it>'."""
+    if summary.unrecorded is None and summary.written is not None:
+        return summary.written
+    said = summary.verdict.value if summary.unrecorded is None else "NOT RECORDED"
+    head = f"{summary.stage}: {said}"
+    detail = summary_detail(summary)
+    return f"{head} — {detail}" if detail else head
+
+
+def summary_detail(summary: Summary) -> str:
+    """What :func:`summary_line` says after the verdict (all of a ``written`` line), for a
+    caller that quotes it in its own summary (a rollout quotes its validation's)."""
+    if summary.unrecorded is not None:
+        verdict = summary_line(replace(summary, unrecorded=None))
+        return f"{summary.unrecorded}; unrecorded verdict: {verdict}"
+    if summary.written is not None:
+        return summary.written
+    if summary.evaluated is None:
+        return "; ".join(summary.reasons)
+    if summary.evaluated == 0:
+        return "no condition was evaluated"
+    if summary.deciding == 0:
+        return f"{summary.evaluated} of {summary.evaluated} conditions met"
+    label = "failed" if summary.verdict is Verdict.FAIL else "warned"
+    reasons = "; ".join(summary.reasons[:_SHOWN_REASONS])
+    left = len(summary.reasons) - _SHOWN_REASONS
+    more = f"; and {left} more" if left > 0 else ""
+    return f"{summary.deciding} of {summary.evaluated} conditions {label}: {reasons}{more}"
+
+
 @dataclass
 class StageReport:
     """Everything one stage run decided, in the shape ``report.json`` documents."""
@@ -187,7 +265,7 @@ class StageReport:
     duration_s: float
     checks: list[CheckResult]
     outcomes: list[Outcome]
-    summary: str = ""
+    summary: Summary = NO_SUMMARY
     schema_version: int = 1
     # Whether the history store holds this run: None without a store, False until it does
     # (and for good when recording failed, with the reason in ``record_error``).

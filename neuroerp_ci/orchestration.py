@@ -25,7 +25,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,17 +38,22 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.futures import PrefectFuture
 from prefect.input import RunInput
-from prefect.settings import PREFECT_API_URL
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    get_current_settings,
+    temporary_settings,
+)
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from neuroerp_ci.checks import Check
-from neuroerp_ci.config import Pipeline, load_pipeline
+from neuroerp_ci.config import Pipeline, Stage, load_pipeline
 from neuroerp_ci.config.secret_refs import collect_secrets
 from neuroerp_ci.config.stage_rules import HookSpec, LockSpec
 from neuroerp_ci.errors import NeuroErpCiError
-from neuroerp_ci.model import CheckResult, StageReport, Verdict
+from neuroerp_ci.model import CheckResult, StageReport, Summary, Verdict, summary_line
 from neuroerp_ci.project.versioning import UNVERSIONED, Version, resolve_version
 from neuroerp_ci.release.notifications import notify_outcome
 from neuroerp_ci.release.promotion import PromotionDecision, check_promotion, refusal_report
@@ -93,8 +98,18 @@ from neuroerp_ci.support.tooling import release_process, track_process
 
 MAX_CONCURRENT_CHECKS = 8
 APPROVAL_POLL_S = 5
-DEFAULT_RELEASE = ("development", "staging", "production")
 _observer: RunObserver = NullObserver()
+
+
+def api_url_configured() -> bool:
+    """Whether runs report to a Prefect server of the user's (``PREFECT_API_URL``)."""
+    return bool(get_current_settings().api.url)
+
+
+def without_heartbeats() -> AbstractContextManager[object]:
+    """Flow-run heartbeats off: they only serve crashed-deployment detection, and in-process
+    they cost about a second a run."""
+    return temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
 
 def start_temporary_server() -> None:
@@ -190,9 +205,10 @@ def stage_gate(
     try:
         pipeline = load_pipeline(config)
         wanted = _version(pipeline, version)
-        options = _options(pipeline, stage, wanted.id, output_dir, advisories, run_id)
+        spec = pipeline.stage(stage)  # the one look-up of this run: the flow is given a name
+        options = _options(pipeline, spec, wanted.id, output_dir, advisories, run_id)
         with _history(pipeline) as store:
-            decision = check_promotion(pipeline, stage, wanted.id, store)
+            decision = check_promotion(pipeline, spec, wanted.id, store)
             if decision.allowed:
                 with pipeline_for_version(pipeline, wanted) as tested:
                     options = replace(options, identity=identity(wanted, pipeline, tested))
@@ -200,10 +216,15 @@ def stage_gate(
             else:
                 outcome = _refuse(pipeline, options, decision, store)
     except NeuroErpCiError as exc:
-        return Failed(message=redact(f"{stage}: FAIL — {exc}"))
+        return _could_not_run(stage, exc)
     publish_artifacts(outcome.report)
     _notify(pipeline, outcome.report)
     return final_state(outcome.report, str(outcome.output_dir))
+
+
+def _could_not_run(stage: str, exc: NeuroErpCiError) -> State[Any]:
+    """Failed, saying why nothing ran (a bad pipeline file, an unknown stage or version)."""
+    return Failed(message=redact(summary_line(Summary(stage, Verdict.FAIL, (str(exc),)))))
 
 
 def _version(pipeline: Pipeline, version: str) -> Version:
@@ -215,16 +236,15 @@ def _version(pipeline: Pipeline, version: str) -> Version:
 
 def _options(
     pipeline: Pipeline,
-    stage: str,
+    stage: Stage,
     version: str,
     output_dir: str | None,
     advisories: str | None,
     run_id: str | None,
 ) -> RunOptions:
-    pipeline.stage(stage)  # an unknown stage fails here, before anything starts
     the_id = run_id or new_run_id()
     return RunOptions(
-        stage=stage,
+        stage=stage.name,
         version=version,
         output_dir=(
             Path(output_dir) if output_dir else default_output_dir(pipeline.project_dir, the_id)
@@ -259,7 +279,9 @@ def publish_artifacts(report: StageReport) -> None:
     key = artifact_key(f"neuroerp-ci-{report.stage}")
     report = redact_data(report)  # artifacts are kept in Prefect's database
     create_markdown_artifact(
-        key=f"{key}-summary", markdown=redact(markdown_summary(report)), description=report.summary
+        key=f"{key}-summary",
+        markdown=redact(markdown_summary(report)),
+        description=summary_line(report.summary),
     )
     create_table_artifact(
         key=f"{key}-outcomes",
@@ -274,7 +296,8 @@ def final_state(report: StageReport, report_dir: str, message: str | None = None
     A run the history store refused is Failed whatever its verdict, and its summary (which
     says so first) is the message: a verdict that was not recorded is no verdict.
     """
-    message = redact(report.summary if report.recorded is False else message or report.summary)
+    line = summary_line(report.summary)
+    message = redact(line if report.recorded is False else message or line)
     if report.verdict is Verdict.FAIL or report.recorded is False:
         # No data: Prefect raises FailedRun(data or message), and the worker's log should end
         # with the verdict, not a folder name.
@@ -380,9 +403,10 @@ def rollout(
     try:
         pipeline = load_pipeline(config)
         wanted = _version(pipeline, version)
-        options = _options(pipeline, stage, wanted.id, output_dir, advisories, run_id)
+        spec = pipeline.stage(stage)  # the one look-up of this run: the flow is given a name
+        options = _options(pipeline, spec, wanted.id, output_dir, advisories, run_id)
         with _history(pipeline) as store:
-            decision = check_promotion(pipeline, stage, wanted.id, store, as_rollout=True)
+            decision = check_promotion(pipeline, spec, wanted.id, store, as_rollout=True)
             if not decision.allowed:
                 refused = _refuse(pipeline, options, decision, store)
                 publish_artifacts(refused.report)
@@ -390,32 +414,33 @@ def rollout(
                 return final_state(refused.report, str(refused.output_dir))
             with pipeline_for_version(pipeline, wanted) as tested:
                 options = replace(options, identity=identity(wanted, pipeline, tested))
-                report, stage_report = _roll_out(tested, options, store, approval_poll_s)
+                report, stage_report = _roll_out(tested, spec, options, store, approval_poll_s)
     except NeuroErpCiError as exc:
-        return Failed(message=redact(f"{stage}: FAIL — {exc}"))
+        return _could_not_run(stage, exc)
     publish_rollout_artifacts(report)
     _notify(pipeline, stage_report, report)
+    line = summary_line(report.summary)
     if report.verdict is Verdict.FAIL:
         # Also in the run's log: after an expired pause Prefect replaces the final state's
         # message with its own ("The flow was paused and never resumed.").
-        get_run_logger().error("%s", report.summary)
+        get_run_logger().error("%s", line)
     # The rollout's verdict decides (a PASS validation can still end in a failed switch).
     state_report = replace(stage_report, verdict=report.verdict)
-    return final_state(state_report, str(options.output_dir), message=report.summary)
+    return final_state(state_report, str(options.output_dir), message=line)
 
 
 def _roll_out(
-    pipeline: Pipeline, options: RunOptions, store: HistoryStore, poll_s: int
+    pipeline: Pipeline, stage: Stage, options: RunOptions, store: HistoryStore, poll_s: int
 ) -> tuple[RolloutReport, StageReport]:
     out_dir = options.output_dir or default_output_dir(pipeline.project_dir, options.run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     # The hooks get only what they reference; the validation collects its own.
-    secrets = collect_secrets(pipeline, env, _load_secret, stage=options.stage, target=False)
+    secrets = collect_secrets(pipeline, env, _load_secret, stage=stage.name, target=False)
     ctx = HookContext(
         project_dir=pipeline.project_dir,
         python=_python(pipeline),
-        stage=options.stage,
+        stage=stage.name,
         version=options.version,
         run_id=options.run_id,
         log_dir=out_dir / "hooks",
@@ -430,7 +455,7 @@ def _roll_out(
 
         report = run_rollout(
             pipeline,
-            options.stage,
+            stage,
             options.version,
             options.run_id,
             approve=prefect_approval(poll_s),
@@ -439,8 +464,8 @@ def _roll_out(
             canary=lambda spec: compare_canary(spec, client, pipeline.target.allowed_hosts),
             lock=RolloutLock(
                 store.rollout_locks(),
-                pipeline.stage(options.stage).lock or LockSpec(),
-                options.stage,
+                stage.lock or LockSpec(),
+                stage.name,
                 pipeline.target.name,
                 options.run_id,
                 _flow_run_label(),
@@ -470,7 +495,9 @@ def publish_rollout_artifacts(report: RolloutReport) -> None:
     key = artifact_key(f"neuroerp-ci-{report.stage}-rollout")
     report = redact_data(report)
     create_markdown_artifact(
-        key=key, markdown=redact(render_rollout_markdown(report)), description=report.summary
+        key=key,
+        markdown=redact(render_rollout_markdown(report)),
+        description=summary_line(report.summary),
     )
     if report.validation is not None:
         publish_artifacts(report.validation)
@@ -479,16 +506,14 @@ def publish_rollout_artifacts(report: RolloutReport) -> None:
 # --- release ---------------------------------------------------------------------------------
 
 
-def release_chain(pipeline: Pipeline, stages: Sequence[str] | None = None) -> list[str]:
+def release_chain(pipeline: Pipeline, stages: Sequence[str] | None = None) -> list[Stage]:
     """The stages a release runs, in order.
 
     Given ``stages``: those (each must exist). Otherwise the longest ``requires`` chain in
     the pipeline file, e.g. development → staging → production.
     """
     if stages:
-        for name in stages:
-            pipeline.stage(name)
-        return list(stages)
+        return [pipeline.stage(name) for name in stages]
     best: list[str] = []
     for name in pipeline.stages:
         chain = [name]
@@ -496,7 +521,7 @@ def release_chain(pipeline: Pipeline, stages: Sequence[str] | None = None) -> li
             chain.insert(0, before)
         if len(chain) > len(best):
             best = chain
-    return best
+    return [pipeline.stages[name] for name in best]
 
 
 @flow(name="release", flow_run_name="release-{version}", validate_parameters=True)
@@ -529,10 +554,11 @@ def release(
     if not chain:
         return Failed(message=f"release {version}: FAIL — no stages to run")
     done: list[str] = []
-    for name in chain:
+    for stage in chain:
+        name = stage.name  # each subflow is a flow run of its own: it is given the name
         sub_dir = str(Path(output_dir) / name) if output_dir else None
         state: State[Any]
-        if is_rollout_stage(pipeline.stage(name)):
+        if is_rollout_stage(stage):
             state = rollout(
                 version=version,
                 config=config,

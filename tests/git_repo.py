@@ -9,7 +9,8 @@ from pathlib import Path
 def git(repo: Path, *args: str) -> str:
     """``git args`` in ``repo``; its stdout, stripped. A failing command fails the test."""
     done = subprocess.run(  # noqa: S603 - fixed argument list
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c",
+         "commit.gpgsign=false", *args],
         cwd=repo, capture_output=True, text=True, check=True, timeout=60,
     )
     return done.stdout.strip()

@@ -185,7 +185,7 @@ def test_a_check_without_conditions_gets_its_kinds_defaults(tmp_path: Path) -> N
     pipeline = load_pipeline(write(tmp_path, GOOD))
     staging = pipeline.stages["staging"]  # unit-tests, no condition of its own
     assert staging.conditions == ()
-    assert [(c.check, c.metric, c.max) for c in staging.defaults] == [
+    assert [(c.check, c.metric, c.params.max) for c in staging.defaults] == [
         ("unit-tests", "failed", 0),
         ("unit-tests", "errors", 0),
     ]

@@ -34,6 +34,7 @@ from neuroerp_ci.model import (
     OutcomeStatus,
     Severity,
     StageReport,
+    Summary,
     Verdict,
 )
 from neuroerp_ci.orchestration import stage_gate  # configures Prefect's logging before caplog
@@ -67,7 +68,7 @@ def report(verdict: Verdict = Verdict.FAIL, version: str = "3f9a2c1") -> StageRe
     return StageReport(
         "run-9", "staging", version, "erp", verdict, "2026-03-01T12:00:00+00:00",
         "2026-03-01T12:00:42+00:00", 42.0, [api, scan], [failed],
-        summary=f"staging: {verdict.value} — 1 of 1 conditions failed: p95_ms 412 > 300",
+        summary=Summary("staging", verdict, ("1 of 1 conditions failed: p95_ms 412 > 300",)),
     )  # fmt: skip
 
 

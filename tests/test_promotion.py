@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from neuroerp_ci.config import load_pipeline
-from neuroerp_ci.model import OutcomeStatus, StageReport, Verdict
+from neuroerp_ci.model import OutcomeStatus, StageReport, Summary, Verdict, summary_line
 from neuroerp_ci.release.promotion import PROMOTION_CHECK, check_promotion, refusal_report
 from neuroerp_ci.store import HistoryStore, RunRecord, RunStatus, open_store
 
@@ -91,7 +91,7 @@ class FakeHistory:
 def test_a_stage_without_requires_is_always_allowed(tmp_path: Path) -> None:
     pipeline = load_pipeline(write_pipeline(tmp_path))
     history = FakeHistory()
-    decision = check_promotion(pipeline, "development", "abc", history)
+    decision = check_promotion(pipeline, pipeline.stage("development"), "abc", history)
     assert decision.allowed and decision.required is None
     assert history.asked == []
 
@@ -99,7 +99,7 @@ def test_a_stage_without_requires_is_always_allowed(tmp_path: Path) -> None:
 def test_staging_without_a_development_pass_is_refused_with_the_reason(tmp_path: Path) -> None:
     pipeline = load_pipeline(write_pipeline(tmp_path))
     history = FakeHistory({("development", "tiny", "other-version"): "r0"})
-    decision = check_promotion(pipeline, "staging", "abc123", history)
+    decision = check_promotion(pipeline, pipeline.stage("staging"), "abc123", history)
     assert not decision.allowed
     assert history.asked == [("development", "tiny", "abc123")]
     assert "staging requires development to have passed for version abc123" in decision.reason
@@ -109,7 +109,7 @@ def test_staging_without_a_development_pass_is_refused_with_the_reason(tmp_path:
 def test_staging_after_a_development_pass_is_allowed_with_the_evidence(tmp_path: Path) -> None:
     pipeline = load_pipeline(write_pipeline(tmp_path))
     history = FakeHistory({("development", "tiny", "abc123"): "run-7"})
-    decision = check_promotion(pipeline, "staging", "abc123", history)
+    decision = check_promotion(pipeline, pipeline.stage("staging"), "abc123", history)
     assert decision.allowed and decision.evidence_run == "run-7"
     assert decision.reason == "development passed for abc123 (PASS, run run-7)"
 
@@ -118,14 +118,14 @@ def test_staging_after_a_development_pass_is_allowed_with_the_evidence(tmp_path:
 def test_no_version_is_refused_without_asking_the_history(tmp_path: Path, version: str) -> None:
     pipeline = load_pipeline(write_pipeline(tmp_path))
     history = FakeHistory()
-    decision = check_promotion(pipeline, "staging", version, history)
+    decision = check_promotion(pipeline, pipeline.stage("staging"), version, history)
     assert not decision.allowed and "no version was given" in decision.reason
     assert history.asked == []
 
 
 def test_no_history_fails_closed(tmp_path: Path) -> None:
     pipeline = load_pipeline(write_pipeline(tmp_path))
-    decision = check_promotion(pipeline, "staging", "abc", None)
+    decision = check_promotion(pipeline, pipeline.stage("staging"), "abc", None)
     assert not decision.allowed and "no run history" in decision.reason
 
 
@@ -134,24 +134,26 @@ def test_a_rollout_stage_is_refused_as_a_plain_gate_even_with_its_evidence(
 ) -> None:
     pipeline = load_pipeline(write_pipeline(tmp_path, production=True))
     history = FakeHistory({("staging", "tiny", "abc"): "run-3"})
-    plain = check_promotion(pipeline, "production", "abc", history)
+    plain = check_promotion(pipeline, pipeline.stage("production"), "abc", history)
     assert not plain.allowed and history.asked == []
     assert plain.reason.startswith("production has approval, hooks or a canary and runs only")
     assert "neuroerp-ci promote abc --to production" in plain.reason
     assert refusal_report(plain, "tiny", "r").outcomes[0].condition == "runs only as a rollout"
-    rollout = check_promotion(pipeline, "production", "abc", history, as_rollout=True)
+    production = pipeline.stage("production")
+    rollout = check_promotion(pipeline, production, "abc", history, as_rollout=True)
     assert rollout.allowed and rollout.evidence_run == "run-3"
 
 
 def test_the_refusal_report_is_a_fail_with_one_outcome_and_no_checks(tmp_path: Path) -> None:
     pipeline = load_pipeline(write_pipeline(tmp_path))
-    decision = check_promotion(pipeline, "staging", "abc", FakeHistory())
+    decision = check_promotion(pipeline, pipeline.stage("staging"), "abc", FakeHistory())
     report = refusal_report(decision, "tiny", "run-1")
     assert report.verdict is Verdict.FAIL and report.checks == []
     (outcome,) = report.outcomes
     assert outcome.check == PROMOTION_CHECK and outcome.status is OutcomeStatus.FAIL
     assert outcome.condition == "requires development passed for abc"
-    assert report.summary.startswith("staging: FAIL — refused: staging requires development")
+    line = summary_line(report.summary)
+    assert line.startswith("staging: FAIL — refused: staging requires development")
 
 
 # --- against the real history store ---------------------------------------------------------
@@ -160,7 +162,7 @@ def test_the_refusal_report_is_a_fail_with_one_outcome_and_no_checks(tmp_path: P
 def _report(run_id: str, stage: str, version: str, verdict: Verdict) -> StageReport:
     return StageReport(
         run_id, stage, version, "tiny", verdict, "2026-03-01T12:00:00+00:00",
-        "2026-03-01T12:00:01+00:00", 1.0, [], [], summary=f"{stage}: {verdict.value}",
+        "2026-03-01T12:00:01+00:00", 1.0, [], [], summary=Summary(stage, verdict),
     )  # fmt: skip
 
 
@@ -177,12 +179,12 @@ def test_the_real_store_decides_by_stage_target_version_and_validity(
     with store:
         store.finish_run(_report("failed", "development", "v1", Verdict.FAIL))
         store.finish_run(_report("other", "development", "v2", Verdict.PASS))
-        assert not check_promotion(pipeline, "staging", "v1", store).allowed
+        assert not check_promotion(pipeline, pipeline.stage("staging"), "v1", store).allowed
         store.finish_run(_report("warned", "development", "v1", Verdict.WARN))
-        decision = check_promotion(pipeline, "staging", "v1", store)
+        decision = check_promotion(pipeline, pipeline.stage("staging"), "v1", store)
         assert decision.allowed and decision.evidence_run == "warned"
         store.invalidate("warned", "flaky environment")
-        assert not check_promotion(pipeline, "staging", "v1", store).allowed
+        assert not check_promotion(pipeline, pipeline.stage("staging"), "v1", store).allowed
 
 
 # --- the real CLI ---------------------------------------------------------------------------

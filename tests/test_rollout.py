@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +26,15 @@ import pytest
 from neuroerp_ci.config import load_pipeline
 from neuroerp_ci.config.stage_rules import CanarySpec, HookSpec, LockSpec
 from neuroerp_ci.errors import ConfigError
-from neuroerp_ci.model import Outcome, OutcomeStatus, Severity, StageReport, Verdict
+from neuroerp_ci.model import (
+    Outcome,
+    OutcomeStatus,
+    Severity,
+    StageReport,
+    Summary,
+    Verdict,
+    summary_line,
+)
 from neuroerp_ci.release.rollout import (
     Approval,
     ApprovalRequest,
@@ -116,7 +125,7 @@ def validation(verdict: Verdict) -> Callable[[], StageReport]:
     """What the stage's checks concluded (the flow tests run them for real)."""
     status = OutcomeStatus.PASS if verdict is Verdict.PASS else OutcomeStatus.FAIL
     outcome = Outcome("smoke", "smoke_failures <= 0", status, Severity.BLOCKING, 0, "0", "why")
-    summary = f"production: {verdict.value} — smoke: smoke_failures 3 > 0"
+    summary = Summary("production", verdict, ("smoke: smoke_failures 3 > 0",))
     return lambda: StageReport(
         "run-1", "production", "v1", "shop", verdict, "t0", "t1", 1.0, [], [outcome], summary
     )
@@ -130,7 +139,7 @@ def rollout(project: Path, approve: Callable[..., Approval], verdict: Verdict) -
     pipeline = load_pipeline(project / "neuroerp-ci.toml")
     return run_rollout(
         pipeline,
-        "production",
+        pipeline.stage("production"),
         "v1",
         "run-1",
         approve=approve,
@@ -148,8 +157,30 @@ def test_approved_rollout_runs_backup_then_deploy_and_no_rollback(tmp_path: Path
     assert hook_lines(tmp_path) == ["backup v1", "deploy v1"]
     assert [s.step for s in report.steps] == ["approval", "backup", "deploy", "validation"]
     assert report.verdict is Verdict.PASS and report.rollback == "not needed"
-    assert report.summary.startswith("production: PASS — v1 deployed (approved by alice)")
+    line = summary_line(report.summary)
+    assert line.startswith("production: PASS — v1 deployed (approved by alice)")
     assert report.steps[0].reason == "approved by alice: ship it"
+    # Built from the validation's summary as data, not by cutting its line at the dash.
+    assert report.summary.reasons == (
+        "v1 deployed (approved by alice)",
+        "validation: smoke: smoke_failures 3 > 0",
+    )
+
+
+def test_a_validation_the_store_refused_is_quoted_with_its_reason(tmp_path: Path) -> None:
+    write_pipeline(tmp_path)
+    pipeline = load_pipeline(tmp_path / "neuroerp-ci.toml")
+    passed = validation(Verdict.PASS)()
+    unrecorded = replace(passed, summary=replace(passed.summary, unrecorded="store down"))
+    report = run_rollout(
+        pipeline, pipeline.stage("production"), "v1", "run-1",
+        approve=approve_as("alice"), validate=lambda: unrecorded, hooks=runner(tmp_path),
+    )  # fmt: skip
+    assert summary_line(report.summary) == (
+        "production: PASS — v1 deployed (approved by alice); validation: store down; "
+        "unrecorded verdict: production: PASS — smoke: smoke_failures 3 > 0"
+    )
+    assert report.steps[-1].reason.startswith("production: NOT RECORDED — store down; ")
 
 
 def test_failed_validation_rolls_back_exactly_once_and_records_both(tmp_path: Path) -> None:
@@ -160,7 +191,8 @@ def test_failed_validation_rolls_back_exactly_once_and_records_both(tmp_path: Pa
     assert validation_step.step == "validation" and validation_step.status is StepStatus.FAILED
     assert rollback_step.step == "rollback" and rollback_step.ok and rollback_step.attempts == 1
     assert report.verdict is Verdict.FAIL and report.rollback == "rolled back"
-    assert "validation failed: smoke: smoke_failures 3 > 0; rolled back" in report.summary
+    line = summary_line(report.summary)
+    assert "validation failed: smoke: smoke_failures 3 > 0; rolled back" in line
     data = json.loads(render_rollout_json(report))
     assert [s["step"] for s in data["steps"]][-2:] == ["validation", "rollback"]
     assert data["validation"]["verdict"] == "FAIL" and data["rollback"] == "rolled back"
@@ -173,8 +205,9 @@ def test_a_failing_rollback_is_reported_loudly(
     report = rollout(tmp_path, approve_as("alice"), Verdict.FAIL)
     assert hook_lines(tmp_path) == ["backup v1", "deploy v1", "rollback v1"]  # once, no retry
     assert report.verdict is Verdict.FAIL and report.rollback == "FAILED"
-    assert report.summary.startswith("production: FAIL — ROLLBACK FAILED: rollback hook failed")
-    assert "exited 3" in report.summary and "validation failed" in report.summary
+    line = summary_line(report.summary)
+    assert line.startswith("production: FAIL — ROLLBACK FAILED: rollback hook failed")
+    assert "exited 3" in line and "validation failed" in line
     loud = [r for r in caplog.records if r.levelname == "ERROR"]
     assert any("ROLLBACK FAILED" in r.getMessage() for r in loud)
     assert "Rollback: FAILED" in render_rollout_markdown(report)
@@ -204,7 +237,8 @@ def test_no_approval_is_a_fail_with_nothing_deployed(
     assert hook_lines(tmp_path) == []  # no backup, no deploy, no rollback
     assert [s.step for s in report.steps] == ["approval"]
     assert report.verdict is Verdict.FAIL and report.rollback == "not needed"
-    assert reason in report.summary and "nothing deployed, no rollback needed" in report.summary
+    line = summary_line(report.summary)
+    assert reason in line and "nothing deployed, no rollback needed" in line
     stage_report = rollout_stage_report(report)
     assert stage_report.verdict is Verdict.FAIL
     assert stage_report.outcomes[0].reason.startswith(reason.split(" after")[0])
@@ -214,7 +248,7 @@ def test_failed_backup_stops_before_deploy_without_rollback(tmp_path: Path) -> N
     write_pipeline(tmp_path, backup_exit=1)
     report = rollout(tmp_path, approve_as("alice"), Verdict.PASS)
     assert hook_lines(tmp_path) == ["backup v1"]
-    assert report.rollback == "not needed" and "backup hook failed" in report.summary
+    assert report.rollback == "not needed" and "backup hook failed" in summary_line(report.summary)
 
 
 def test_failed_deploy_rolls_back_without_validating(tmp_path: Path) -> None:
@@ -227,12 +261,12 @@ def test_failed_deploy_rolls_back_without_validating(tmp_path: Path) -> None:
 
     pipeline = load_pipeline(tmp_path / "neuroerp-ci.toml")
     report = run_rollout(
-        pipeline, "production", "v1", "run-1",
+        pipeline, pipeline.stage("production"), "v1", "run-1",
         approve=approve_as("alice"), validate=validate, hooks=runner(tmp_path),
     )  # fmt: skip
     assert hook_lines(tmp_path) == ["backup v1", "deploy v1", "rollback v1"]
     assert validated == [] and report.rollback == "rolled back"
-    assert "deploy hook failed after 1 attempt" in report.summary
+    assert "deploy hook failed after 1 attempt" in summary_line(report.summary)
 
 
 def test_validation_that_crashes_still_rolls_back(tmp_path: Path) -> None:
@@ -243,11 +277,11 @@ def test_validation_that_crashes_still_rolls_back(tmp_path: Path) -> None:
 
     pipeline = load_pipeline(tmp_path / "neuroerp-ci.toml")
     report = run_rollout(
-        pipeline, "production", "v1", "run-1",
+        pipeline, pipeline.stage("production"), "v1", "run-1",
         approve=approve_as("alice"), validate=validate, hooks=runner(tmp_path),
     )  # fmt: skip
     assert hook_lines(tmp_path)[-1] == "rollback v1"
-    assert "validation could not run: RuntimeError: target vanished" in report.summary
+    assert "validation could not run: RuntimeError: target vanished" in summary_line(report.summary)
 
 
 # --- the plan is checked before anyone is asked ---------------------------------------------
@@ -269,9 +303,10 @@ def test_an_http_hook_outside_the_allowed_hosts_is_refused_before_approval(
     )
     path.write_text(text)
     asked: list[ApprovalRequest] = []
+    pipeline = load_pipeline(path)
     with pytest.raises(ConfigError, match=r"hooks.deploy.url: URL host 'deploy.example.com'"):
         run_rollout(
-            load_pipeline(path), "production", "v1", "r",
+            pipeline, pipeline.stage("production"), "v1", "r",
             approve=lambda r: asked.append(r) or Approval(True, "alice"),  # type: ignore[func-returns-value]
             validate=validation(Verdict.PASS), hooks=runner(tmp_path),
         )  # fmt: skip
@@ -617,7 +652,7 @@ def locked_rollout(
     pipeline = load_pipeline(project / "neuroerp-ci.toml")
     return run_rollout(
         pipeline,
-        "production",
+        pipeline.stage("production"),
         "v1",
         "run-1",
         approve=approve,
@@ -665,7 +700,7 @@ def test_a_second_rollout_is_refused_at_once_naming_the_holder_and_nothing_happe
     assert report.lock is not None and report.lock.holder_run_id == "run-0"
     since = report.lock.holder_since
     assert since is not None
-    assert report.summary == (
+    assert summary_line(report.summary) == (
         "production: FAIL — another production rollout of shop holds the rollout lock: run "
         f"run-0 (flow run run-0) since {since}; nothing deployed, no rollback needed"
     )
@@ -754,7 +789,8 @@ def test_a_waiting_rollout_gives_up_at_its_wait_timeout_naming_the_holder(
     report = locked_rollout(tmp_path, never_asked, Verdict.PASS, lock)
     assert wait.sleeps == [5, 5, 2]
     assert report.verdict is Verdict.FAIL and hook_lines(tmp_path) == []
-    assert "still holds the rollout lock after 12 s of waiting: run run-0" in report.summary
+    line = summary_line(report.summary)
+    assert "still holds the rollout lock after 12 s of waiting: run run-0" in line
     assert holder_of(lock_store) == "run-0"
 
 
@@ -775,7 +811,8 @@ def test_a_rollout_whose_lock_was_taken_over_during_approval_deploys_nothing(
     )
     assert report.verdict is Verdict.FAIL and hook_lines(tmp_path) == []
     assert [s.step for s in report.steps] == ["lock", "approval", "lock"]
-    assert "the rollout lock was lost" in report.summary and "nothing deployed" in report.summary
+    line = summary_line(report.summary)
+    assert "the rollout lock was lost" in line and "nothing deployed" in line
     assert report.lock is not None and "not held any more" in report.lock.released
     assert holder_of(lock_store) == "intruder"
 
@@ -793,8 +830,8 @@ def test_a_store_that_cannot_be_reached_is_no_lock(tmp_path: Path) -> None:
     lock = RolloutLock(_Unreachable(), LockSpec(), "production", "shop", "run-1")
     report = locked_rollout(tmp_path, never_asked, Verdict.PASS, lock)
     assert report.verdict is Verdict.FAIL and hook_lines(tmp_path) == []
-    assert "could not take the production rollout lock of shop" in report.summary
-    assert "connection refused" in report.summary
+    assert "could not take the production rollout lock of shop" in summary_line(report.summary)
+    assert "connection refused" in summary_line(report.summary)
 
 
 def test_lock_settings_in_the_pipeline_file(tmp_path: Path) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from neuroerp_ci.checks.bandit_scan import BanditCheck
+from neuroerp_ci.checks.bandit import BanditCheck
 from neuroerp_ci.checks.command import CommandCheck
 from neuroerp_ci.checks.database import DatabaseCheck
 from neuroerp_ci.checks.frontend import FrontendCheck
-from neuroerp_ci.checks.http_probe import HttpProbeCheck
+from neuroerp_ci.checks.http import HttpProbeCheck
 from neuroerp_ci.checks.interface import (
     Check,
     CheckContext,
@@ -17,8 +17,8 @@ from neuroerp_ci.checks.interface import (
 )
 from neuroerp_ci.checks.load import LocustLoadCheck
 from neuroerp_ci.checks.network import NetworkCheck
-from neuroerp_ci.checks.pip_audit_scan import PipAuditCheck
-from neuroerp_ci.checks.pytest_suite import PytestCheck
+from neuroerp_ci.checks.pip_audit import PipAuditCheck
+from neuroerp_ci.checks.pytest import PytestCheck
 
 KINDS: dict[str, CheckKind] = {
     kind.name: kind

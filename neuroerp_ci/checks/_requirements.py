@@ -274,7 +274,7 @@ def read_lock(path: Path, project: Path, generated: Path) -> RequirementFiles:
     as ``name==version ; marker`` lines for pip-audit; raise ToolError naming the file.
 
     A package without a version (a directory or VCS source) cannot be audited and is refused
-    by :func:`~neuroerp_ci.checks.pip_audit_scan.require_auditable`, unless it is the project
+    by :func:`~neuroerp_ci.checks.pip_audit.require_auditable`, unless it is the project
     itself (a ``directory`` source at the project): that one is named, not audited.
     """
     where = _relative(path, project)

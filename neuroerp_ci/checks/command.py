@@ -48,10 +48,10 @@ _METRICS_SHOWN = 4
 class CommandSettings(TargetUserSettings):
     """Settings of a ``command`` check."""
 
-    argv: list[str] = Field(min_length=1)
+    argv: list[str] = Field(min_length=1)  # the command, run without a shell
     cwd: str | None = None  # relative to the project
     env: dict[str, str] = Field(default_factory=dict)  # added to the check's environment
-    ok_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    ok_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)  # else an error
     metrics_json: bool = False  # the last stdout line is {"name": number, ...}
 
     @model_validator(mode="after")

@@ -144,9 +144,9 @@ _SQLITE_SUBQUERY = re.compile(r"^(?:CO-ROUTINE|MATERIALIZE) (\S+)")
 class Statement(KindSettings):
     """One named statement; ``:name`` placeholders in ``sql`` take their values from ``params``."""
 
-    name: str = Field(pattern=r"^[a-z0-9_-]+$", max_length=64)
-    sql: str = Field(min_length=1)
-    params: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(pattern=r"^[a-z0-9_-]+$", max_length=64)  # metric prefix: <name>.p95_ms
+    sql: str = Field(min_length=1)  # SELECT, WITH or EXPLAIN unless allow_writes
+    params: dict[str, Any] = Field(default_factory=dict)  # values of its :name placeholders
 
 
 class DatabaseSettings(KindSettings):
@@ -154,7 +154,7 @@ class DatabaseSettings(KindSettings):
     statements: list[Statement] = Field(min_length=1)
     repeat: int = Field(default=20, ge=1, le=100_000)  # counted executions per statement
     warmup: int = Field(default=2, ge=0, le=1_000)  # executions per statement not counted
-    allow_writes: bool = False
+    allow_writes: bool = False  # allow statements other than SELECT, WITH and EXPLAIN
     explain: bool = True  # read the query plan (full scans) where the dialect allows
 
     @field_validator("url")

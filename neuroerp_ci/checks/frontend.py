@@ -56,8 +56,7 @@ from neuroerp_ci.checks.interface import (
 from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import TargetError, ToolError
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
-from neuroerp_ci.run.target import resolve_url
-from neuroerp_ci.support.hosts import ensure_allowed, guarded_client
+from neuroerp_ci.support.hosts import ensure_allowed, guarded_client, resolve_url
 from neuroerp_ci.support.text import printable_name
 
 REPORT_FILE = "frontend.json"

@@ -67,7 +67,6 @@ class CheckContext:
     base_url: str | None = None  # the target's resolved base URL, if the pipeline has one
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
     advisories: tuple[Path, ...] = ()  # offline OSV advisory mirror folders, if configured
-    extra: Mapping[str, str] = field(default_factory=dict)
     # {env:NAME} / {secret:BLOCK} placeholder values ("env:NAME" -> value): secret, never shown
     secrets: Mapping[str, str] = field(default_factory=dict)
 

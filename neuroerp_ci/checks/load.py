@@ -86,9 +86,16 @@ from neuroerp_ci.checks.interface import Check, CheckContext, CheckKind, KindSet
 from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import TargetError, ToolError
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
-from neuroerp_ci.run.target import free_port, log_tail, stop_process_group
-from neuroerp_ci.support.hosts import allowed_set, ensure_allowed
-from neuroerp_ci.support.tooling import ToolRun, describe, find_tool, run_tool, start_group
+from neuroerp_ci.support.hosts import allowed_set, ensure_allowed, free_port
+from neuroerp_ci.support.tooling import (
+    ToolRun,
+    describe,
+    find_tool,
+    log_tail,
+    run_tool,
+    start_group,
+    stop_process_group,
+)
 
 STATS_BASE = "locust_stats"  # locust appends ".json"
 RECORD_FILE = "locust_run.json"

@@ -53,8 +53,7 @@ from neuroerp_ci.checks.interface import (
 from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import TargetError, ToolError
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
-from neuroerp_ci.run.target import resolve_url
-from neuroerp_ci.support.hosts import ensure_allowed
+from neuroerp_ci.support.hosts import ensure_allowed, resolve_url
 
 SAMPLES_FILE = "network_samples.json"
 TARGET_HOST_NAME = "target"

@@ -24,9 +24,9 @@ from rich.console import Console
 from rich.table import Table
 
 from neuroerp_ci.cli.exit_codes import ExitCode, for_signal, for_verdict
-from neuroerp_ci.config import Pipeline, load_pipeline, resolve_config_path
+from neuroerp_ci.config import Pipeline, Stage, load_pipeline, resolve_config_path
 from neuroerp_ci.errors import ConfigError, NeuroErpCiError, OrchestrationError, UsageError
-from neuroerp_ci.model import Verdict
+from neuroerp_ci.model import Verdict, summary_line
 from neuroerp_ci.support.secrets import redact
 
 if TYPE_CHECKING:
@@ -89,9 +89,9 @@ def run(
 ) -> None:
     """Run one stage's quality gate and print its verdict."""
     pipeline = load_pipeline(resolve_config_path(config))
-    pipeline.stage(stage)  # unknown stage: exit 2 before anything starts
+    spec = pipeline.stage(stage)  # unknown stage: exit 2 before anything starts
     _refuse_unwritable_output(output, pipeline.project_dir)
-    raise typer.Exit(_run_stage(pipeline, stage, output, version, advisories))
+    raise typer.Exit(_run_stage(pipeline, spec, output, version, advisories))
 
 
 @app.command()
@@ -113,7 +113,7 @@ def demo(
         write_demo(directory)
         out.print(f"Wrote the demo project to {directory}")
     pipeline = load_pipeline(pipeline_file)
-    raise typer.Exit(_run_stage(pipeline, "development", output, None, advisories))
+    raise typer.Exit(_run_stage(pipeline, pipeline.stage("development"), output, None, advisories))
 
 
 @app.command()
@@ -414,7 +414,7 @@ def _known_run() -> Iterator[None]:
 
 def _run_stage(
     pipeline: Pipeline,
-    stage: str,
+    stage: Stage,
     output: Path | None,
     version: str | None,
     advisories: list[Path] | None,
@@ -425,7 +425,7 @@ def _run_stage(
     from neuroerp_ci.reports.writer import default_output_dir, new_run_id
     from neuroerp_ci.run.runner import stage_secrets
 
-    stage_secrets(pipeline, stage, os.environ, resolve_blocks=False)  # unset {env:..}: exit 2
+    stage_secrets(pipeline, stage.name, os.environ, resolve_blocks=False)  # unset {env:..}: exit 2
     for folder in advisories or []:
         problem = mirror_problem(folder)
         if problem is not None:
@@ -440,20 +440,22 @@ def _run_stage(
     # the full identity; the flow resolves the name again and records how it was found.
     named = version
     version = resolve_version(pipeline.project_dir, named).id
-    checks = [pipeline.checks[c] for c in pipeline.stage(stage).checks]
-    out.print(f"Running stage [bold]{stage}[/] of {pipeline.path} for version {version}")
+    checks = [pipeline.checks[c] for c in stage.checks]
+    out.print(f"Running stage [bold]{stage.name}[/] of {pipeline.path} for version {version}")
     with ConsoleProgress(out, checks) as progress:
-        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-        from neuroerp_ci.orchestration import set_observer, stage_gate, start_temporary_server
+        from neuroerp_ci.orchestration import (
+            set_observer,
+            stage_gate,
+            start_temporary_server,
+            without_heartbeats,
+        )
 
         set_observer(progress)
-        # Heartbeats only serve crashed-deployment detection; in-process they cost ~1 s a run.
         try:
             start_temporary_server()
-            with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            with without_heartbeats():
                 state = stage_gate(
-                    stage=stage,
+                    stage=stage.name,  # a flow run is given the name; it looks the stage up
                     config=str(pipeline.path),
                     version=named or UNVERSIONED,
                     output_dir=str(out_dir),
@@ -491,7 +493,8 @@ def _run_stage(
         out.print(f"Reports: {out_dir}", soft_wrap=True)
         return ExitCode.INTERNAL
     colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}[report.verdict.value]
-    out.print(f"[bold {colour}]{report.verdict.value}[/] {report.summary}", soft_wrap=True)
+    line = summary_line(report.summary)
+    out.print(f"[bold {colour}]{report.verdict.value}[/] {line}", soft_wrap=True)
     out.print(f"Reports: {out_dir}", soft_wrap=True)
     return for_verdict(report.verdict)
 
@@ -532,47 +535,46 @@ def promote(
     version = resolve_version(pipeline.project_dir, version).id  # a prefix is its full SHA
     with _open_history(pipeline) as store:
         decision = check_promotion(
-            pipeline, to, version, store, as_rollout=is_rollout_stage(stage)
+            pipeline, stage, version, store, as_rollout=is_rollout_stage(stage)
         )
     if not decision.allowed:
         out.print(f"FAIL {to}: refused: {decision.reason}", markup=False, soft_wrap=True)
         raise typer.Exit(ExitCode.GATE_FAILED)
     out.print(f"Promoting {version} to {to}: {decision.reason}", markup=False, soft_wrap=True)
     if is_rollout_stage(stage):
-        raise typer.Exit(_run_rollout(pipeline, to, output, version, advisories))
-    raise typer.Exit(_run_stage(pipeline, to, output, version, advisories))
+        raise typer.Exit(_run_rollout(pipeline, stage, output, version, advisories))
+    raise typer.Exit(_run_stage(pipeline, stage, output, version, advisories))
 
 
 def _run_rollout(
     pipeline: Pipeline,
-    stage: str,
+    stage: Stage,
     output: Path | None,
     version: str,
     advisories: list[Path] | None,
 ) -> int:
-    from prefect.settings import get_current_settings
-
-    from neuroerp_ci.orchestration import rollout, start_temporary_server
+    from neuroerp_ci.orchestration import api_url_configured, rollout, start_temporary_server
     from neuroerp_ci.reports.writer import default_output_dir, new_run_id
     from neuroerp_ci.run.runner import stage_secrets
 
-    stage_secrets(pipeline, stage, os.environ, resolve_blocks=False)
-    waits = pipeline.stage(stage).approval is not None
-    if waits and not get_current_settings().api.url:
+    name = stage.name
+    stage_secrets(pipeline, name, os.environ, resolve_blocks=False)
+    waits = stage.approval is not None
+    if waits and not api_url_configured():
         raise UsageError(
-            f"stage {stage} waits for an approval in the Prefect UI: set PREFECT_API_URL to "
+            f"stage {name} waits for an approval in the Prefect UI: set PREFECT_API_URL to "
             f"your Prefect server, or run its deployment: prefect deployment run "
-            f"'rollout/{stage}' --param version={version} --watch"
+            f"'rollout/{name}' --param version={version} --watch"
         )
     run_id = new_run_id()
     out_dir = (output or default_output_dir(pipeline.project_dir, run_id)).resolve()
     note = " (approve it in the Prefect UI: the run waits, paused)" if waits else ""
-    out.print(f"Rolling {version} out to {stage}{note}", markup=False)
+    out.print(f"Rolling {version} out to {name}{note}", markup=False)
     start_temporary_server()  # none with PREFECT_API_URL; else tracked, it dies with us
     state = rollout(
         version=version,
         config=str(pipeline.path),
-        stage=stage,
+        stage=name,  # a flow run is given the name; it looks the stage up
         output_dir=str(out_dir),
         advisories=_joined(advisories),
         run_id=run_id,

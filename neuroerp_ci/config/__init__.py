@@ -9,16 +9,18 @@ from neuroerp_ci.config.pipeline import (
     AdvisorySpec,
     BaselineSpec,
     CheckEntry,
-    ConditionSpec,
     Pipeline,
     PipelineFile,
-    Policy,
-    RegressionSpec,
     Stage,
     StageSpec,
     StoreSpec,
     TargetSpec,
 )
+
+# A stage's conditions are the gates' (one module per condition form): re-exported here, as
+# the pipeline file is where they are written.
+from neuroerp_ci.gates.conditions import ConditionSpec, RegressionSpec
+from neuroerp_ci.model import Policy
 
 __all__ = [
     "DEFAULT_FILE",

@@ -20,7 +20,6 @@ from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.config.pipeline import (
     DEFAULT_FILE,
     CheckEntry,
-    ConditionSpec,
     Pipeline,
     PipelineFile,
     Stage,
@@ -29,6 +28,7 @@ from neuroerp_ci.config.pipeline import (
 from neuroerp_ci.config.secret_refs import references
 from neuroerp_ci.dag import find_cycle
 from neuroerp_ci.errors import ConfigError
+from neuroerp_ci.gates.conditions import ConditionSpec
 from neuroerp_ci.support.placeholders import PLACEHOLDERS, describe_known, placeholder_names
 
 
@@ -198,10 +198,10 @@ def _refuse_unmeasurable(
     report missing data (or, for findings, pass on nothing): refuse it now."""
     if cond.metric is not None and not names.produces(cond.metric):
         raise ConfigError(path, f"{where}.metric", names.problem(cond.metric, check.id, check.kind))
-    if cond.findings is not None and not names.findings:
+    if cond.form.subject == "findings" and not names.findings:
         raise ConfigError(
             path,
-            f"{where}.findings",
+            f"{where}.{cond.form.keys[0]}",  # the key that named the findings (``findings``)
             f"check {check.id!r} ({check.kind}) reports no findings; limit one of its metrics"
             f" instead: {names.describe()}",
         )

@@ -33,12 +33,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from neuroerp_ci.checks import Check
 from neuroerp_ci.config.stage_rules import ApprovalSpec, CanarySpec, HooksSpec, LockSpec, NotifySpec
 from neuroerp_ci.errors import ConfigError, TargetError
-from neuroerp_ci.model import FindingSeverity, Priority, Severity
+from neuroerp_ci.gates.conditions import ConditionSpec
+from neuroerp_ci.model import Priority
 from neuroerp_ci.support.hosts import LOOPBACK_HOSTS, allowed_set, ensure_allowed, http_url_problem
 from neuroerp_ci.support.secrets import ENV_NAME, SecretsSpec
 
 DEFAULT_FILE = "neuroerp-ci.toml"
-Policy = Literal["fail", "warn", "ignore"]
 
 
 class _Strict(BaseModel):
@@ -46,14 +46,19 @@ class _Strict(BaseModel):
 
 
 class TargetSpec(_Strict):
-    name: str = "target"
+    name: str = "target"  # names the target in the history; baselines are per stage and target
+    # where the checks reach the running target ({port}: a free port picked per run)
     base_url: str | None = None
+    # the command (argv list) that starts the target; none: it is already running
     start: list[str] | None = Field(default=None, min_length=1)
     health_url: str | None = None  # absolute, or a path relative to base_url
-    start_timeout: float = Field(default=60.0, gt=0)
-    stop_timeout: float = Field(default=10.0, gt=0)
+    start_timeout: float = Field(default=60.0, gt=0)  # seconds until health_url answers 2xx
+    stop_timeout: float = Field(default=10.0, gt=0)  # seconds from SIGTERM to SIGKILL
+    # added to the environment of the target and the setup commands ({env:NAME} allowed)
     env: dict[str, str] = Field(default_factory=dict)
+    # the only hosts any check, hook or webhook may reach (network checks fail closed)
     allowed_hosts: list[str] = Field(default_factory=lambda: list(LOOPBACK_HOSTS), min_length=1)
+    # the interpreter Python tools run on; default: the project's .venv, else neuroerp-ci's
     python: str = "{python}"
     # commands (argv lists) run in order before the target starts and before any check
     setup: list[Annotated[list[str], Field(min_length=1)]] = Field(default_factory=list)
@@ -86,113 +91,6 @@ class TargetSpec(_Strict):
         return self
 
 
-class RegressionSpec(_Strict):
-    """The statistical regression test of a condition (see :mod:`neuroerp_ci.gates.regression`).
-
-    A regression is a one-sided Mann-Whitney test with ``p < alpha`` AND a Hodges-Lehmann
-    shift whose whole confidence interval lies beyond ``min_effect_pct`` of the baseline
-    median in the bad direction.
-    """
-
-    alpha: float = Field(default=0.01, gt=0, lt=0.5)
-    min_effect_pct: float = Field(default=5.0, ge=0)
-    min_samples: int = Field(default=20, ge=5)  # in the run and in the baseline, each
-
-
-# The keys of each kind of limit a metric condition can have; one kind per condition.
-ABSOLUTE_KEYS = ("max", "min")
-RELATIVE_KEYS = ("max_increase_pct", "max_decrease_pct", "max_increase", "max_decrease")
-BASELINE_KEYS = (*RELATIVE_KEYS, "regression")
-
-
-class ConditionSpec(_Strict):
-    """One gate condition: a limit on a metric or on findings.
-
-    A metric condition takes ONE kind of limit: absolute (``max`` and/or ``min``), relative
-    to the baseline (one of :data:`RELATIVE_KEYS`), or a statistical ``regression`` test
-    against the baseline's samples. ``on_no_baseline`` says what a baseline condition
-    concludes while there is no baseline yet (default ``warn``: reported, never a silent pass).
-    """
-
-    check: str
-    metric: str | None = None
-    max: float | None = None
-    min: float | None = None
-    max_increase_pct: float | None = Field(default=None, ge=0)
-    max_decrease_pct: float | None = Field(default=None, ge=0, le=100)
-    max_increase: float | None = Field(default=None, ge=0)
-    max_decrease: float | None = Field(default=None, ge=0)
-    regression: RegressionSpec | None = None
-    findings: FindingSeverity | Literal["any"] | None = None
-    severity: Severity | None = None  # default: from the check's priority
-    on_missing: Policy = "fail"
-    on_error: Policy = "fail"
-    on_no_baseline: Policy = "warn"
-
-    @property
-    def relative_key(self) -> str | None:
-        """The relative limit this condition has (``"max_increase_pct"`` ...), if any."""
-        return next((k for k in RELATIVE_KEYS if getattr(self, k) is not None), None)
-
-    @property
-    def uses_baseline(self) -> bool:
-        """Whether the condition compares with the baseline (relative or regression)."""
-        return any(getattr(self, k) is not None for k in BASELINE_KEYS)
-
-    @model_validator(mode="after")
-    def _one_form(self) -> ConditionSpec:
-        if (self.metric is None) == (self.findings is None):
-            raise ValueError("give exactly one of 'metric' or 'findings'")
-        given = {k for k in (*ABSOLUTE_KEYS, *BASELINE_KEYS) if getattr(self, k) is not None}
-        if self.findings is not None:
-            _check_findings_limit(self, given)
-        else:
-            _check_metric_limit(self.metric or "", given)
-        if "on_no_baseline" in self.model_fields_set and not self.uses_baseline:
-            raise ValueError(
-                "'on_no_baseline' only applies to conditions against the baseline ("
-                + ", ".join(BASELINE_KEYS) + ")"
-            )
-        if self.max is not None and self.min is not None and self.min > self.max:
-            raise ValueError(f"'min' {self.min} is greater than 'max' {self.max}")
-        return self
-
-
-def _check_findings_limit(cond: ConditionSpec, given: set[str]) -> None:
-    if cond.max is None or given - {"max"}:
-        raise ValueError("a findings limit takes 'max' (a count) and nothing else")
-    if cond.max < 0 or cond.max != int(cond.max):
-        raise ValueError(f"findings 'max' must be a whole number >= 0, got {cond.max}")
-
-
-def _check_metric_limit(metric: str, given: set[str]) -> None:
-    kinds = {
-        "absolute": [k for k in ABSOLUTE_KEYS if k in given],
-        "relative": [k for k in RELATIVE_KEYS if k in given],
-        "regression": ["regression"] if "regression" in given else [],
-    }
-    present = {kind: keys for kind, keys in kinds.items() if keys}
-    if not present:
-        raise ValueError(
-            f"metric {metric!r} needs 'max' or 'min', or a limit against the baseline: one of "
-            + ", ".join(repr(k) for k in RELATIVE_KEYS)
-            + " or 'regression'"
-        )
-    if len(present) > 1:
-        shown = " and ".join(f"{kind} ({', '.join(keys)})" for kind, keys in present.items())
-        raise ValueError(
-            f"metric {metric!r}: one kind of limit per condition, got {shown};"
-            " write one condition for each"
-        )
-    relative = kinds["relative"]
-    if len(relative) > 1:
-        raise ValueError(
-            f"metric {metric!r}: give one relative limit per condition, got "
-            + ", ".join(relative)
-            + "; write one condition for each"
-        )
-
-
 class StageSpec(_Strict):
     checks: list[str] | None = None  # default: every check in the file
     conditions: list[ConditionSpec] = Field(default_factory=list)
@@ -213,14 +111,15 @@ class StageSpec(_Strict):
 
 
 class CheckEntry(_Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
-    title: str = ""
-    kind: str
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)  # unique in the file
+    title: str = ""  # shown in reports
+    kind: str  # one of the check kinds below (pytest, bandit, pip-audit, http, ...)
+    # the default severity of its conditions: high -> blocking, medium -> warning, low -> info
     priority: Priority = Priority.HIGH
-    dependencies: list[str] = Field(default_factory=list)
-    timeout: float = Field(default=600.0, gt=0)
-    estimate: float | None = Field(default=None, gt=0)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    dependencies: list[str] = Field(default_factory=list)  # ids of checks that run first
+    timeout: float = Field(default=600.0, gt=0)  # seconds, for every tool and request loop
+    estimate: float | None = Field(default=None, gt=0)  # expected seconds, for plan
+    settings: dict[str, Any] = Field(default_factory=dict)  # the kind's settings (below)
     # false: in a stage without conditions on it, only ``completed``, not its kind's defaults
     default_conditions: bool = True
     # added to the environment of this check's tools only (placeholders, {env:NAME} allowed)

@@ -34,8 +34,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from neuroerp_ci.support.hosts import http_url_problem
 from neuroerp_ci.support.secrets import WEBHOOK_ENV
 
-HOOK_NAMES = ("backup", "deploy", "switch", "rollback")
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -64,17 +62,17 @@ class HookSpec(_Strict):
     must be in the target's ``allowed_hosts``. A hook is tried ``1 + retries`` times.
     """
 
-    argv: list[str] | None = Field(default=None, min_length=1)
+    argv: list[str] | None = Field(default=None, min_length=1)  # a command, run without a shell
     cwd: str | None = None  # relative to the project
-    env: dict[str, str] = Field(default_factory=dict)
-    ok_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    url: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)  # added to the command's environment
+    ok_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)  # exits that succeed
+    url: str | None = None  # an HTTP call instead of a command
     method: Literal["POST", "PUT", "GET"] = "POST"
-    body: dict[str, Any] = Field(default_factory=dict)
+    body: dict[str, Any] = Field(default_factory=dict)  # JSON sent, with the run's keys
     expect_status: list[int] = Field(default_factory=list)  # empty: any 2xx
-    timeout_s: float = Field(default=60.0, gt=0)
-    retries: int = Field(default=0, ge=0, le=10)
-    retry_delay_s: float = Field(default=2.0, ge=0, le=600)
+    timeout_s: float = Field(default=60.0, gt=0)  # seconds, per try
+    retries: int = Field(default=0, ge=0, le=10)  # tries after the first
+    retry_delay_s: float = Field(default=2.0, ge=0, le=600)  # seconds between tries
 
     @field_validator("url")
     @classmethod
@@ -113,14 +111,14 @@ class CanarySpec(_Strict):
     whose whole confidence interval lies beyond ``min_effect_pct`` of the stable median.
     """
 
-    canary_url: str
-    stable_url: str
-    paths: list[str] = Field(default_factory=lambda: ["/health"], min_length=1)
-    samples: int = Field(default=30, ge=5, le=10_000)
+    canary_url: str  # the new version, deployed beside the stable one
+    stable_url: str  # the version in service
+    paths: list[str] = Field(default_factory=lambda: ["/health"], min_length=1)  # under each URL
+    samples: int = Field(default=30, ge=5, le=10_000)  # requests per path and side
     request_timeout_s: float = Field(default=10.0, gt=0)
-    max_error_rate: float = Field(default=0.01, ge=0, le=1)
-    alpha: float = Field(default=0.01, gt=0, lt=0.5)
-    min_effect_pct: float = Field(default=10.0, ge=0)
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)  # of the canary's requests
+    alpha: float = Field(default=0.01, gt=0, lt=0.5)  # significance of the rank test
+    min_effect_pct: float = Field(default=10.0, ge=0)  # smallest latency shift that fails
 
     @field_validator("canary_url", "stable_url")
     @classmethod
@@ -140,8 +138,8 @@ class LockSpec(_Strict):
     ``lock = "wait"`` is short for ``lock = { mode = "wait" }``.
     """
 
-    mode: Literal["refuse", "wait"] = "refuse"
-    wait_timeout_s: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
+    mode: Literal["refuse", "wait"] = "refuse"  # while another rollout holds the lock
+    wait_timeout_s: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)  # then FAIL
     poll_s: float = Field(default=5.0, gt=0, le=600)  # how often a waiting rollout looks again
     lease_s: float = Field(default=60.0, ge=5, le=3600)  # renewed every lease_s / 3
 
@@ -165,14 +163,14 @@ class NotifySpec(_Strict):
     the Prefect Secret block ``webhook_secret_block``, never from this file, and never printed.
     """
 
-    webhook_env: str = WEBHOOK_ENV
-    webhook_secret_block: str | None = None
-    on: list[NotifyOn] = Field(default_factory=_on_fail)
-    timeout_s: float = Field(default=10.0, gt=0)
+    webhook_env: str = WEBHOOK_ENV  # the environment variable holding the webhook URL
+    webhook_secret_block: str | None = None  # else this Prefect Secret block
+    on: list[NotifyOn] = Field(default_factory=_on_fail)  # verdicts that call the webhook
+    timeout_s: float = Field(default=10.0, gt=0)  # seconds per webhook or Pushgateway call
     retries: int = Field(default=2, ge=0, le=10)
     metrics_file: str | None = None  # Prometheus text file, relative to the pipeline file
     pushgateway_url: str | None = None  # Prometheus Pushgateway (text format)
-    job: str = Field(default="neuroerp_ci", pattern=r"^[A-Za-z0-9_.-]+$")
+    job: str = Field(default="neuroerp_ci", pattern=r"^[A-Za-z0-9_.-]+$")  # Pushgateway job
 
     @field_validator("pushgateway_url")
     @classmethod

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from neuroerp_ci.model import Outcome, OutcomeStatus, Verdict
-
-_SHOWN_REASONS = 3
+from neuroerp_ci.model import Outcome, OutcomeStatus, Summary, Verdict
 
 
 def decide(outcomes: Sequence[Outcome]) -> Verdict:
@@ -18,18 +16,13 @@ def decide(outcomes: Sequence[Outcome]) -> Verdict:
     return Verdict.PASS
 
 
-def summarize(stage: str, verdict: Verdict, outcomes: Sequence[Outcome]) -> str:
-    """One line: the verdict, the counts and the reasons that decided it."""
+def summarize(stage: str, verdict: Verdict, outcomes: Sequence[Outcome]) -> Summary:
+    """The verdict, the counts and the reasons that decided it (rendered by
+    :func:`~neuroerp_ci.model.summary_line`)."""
     if not outcomes:
-        return f"{stage}: FAIL — no condition was evaluated"
+        return Summary(stage, Verdict.FAIL, evaluated=0)
     failed = [o for o in outcomes if o.status is OutcomeStatus.FAIL]
     warned = [o for o in outcomes if o.status is OutcomeStatus.WARN]
     deciding = failed if verdict is Verdict.FAIL else warned
-    head = f"{stage}: {verdict.value}"
-    if not deciding:
-        return f"{head} — {len(outcomes)} of {len(outcomes)} conditions met"
-    label = "failed" if verdict is Verdict.FAIL else "warned"
-    distinct = list(dict.fromkeys(o.reason for o in deciding))  # one errored check, one reason
-    reasons = "; ".join(distinct[:_SHOWN_REASONS])
-    more = f"; and {len(distinct) - _SHOWN_REASONS} more" if len(distinct) > _SHOWN_REASONS else ""
-    return f"{head} — {len(deciding)} of {len(outcomes)} conditions {label}: {reasons}{more}"
+    distinct = tuple(dict.fromkeys(o.reason for o in deciding))  # one errored check, one reason
+    return Summary(stage, verdict, distinct, evaluated=len(outcomes), deciding=len(deciding))

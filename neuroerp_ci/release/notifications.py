@@ -36,7 +36,7 @@ import httpx
 from neuroerp_ci.config import Pipeline
 from neuroerp_ci.config.stage_rules import NotifySpec
 from neuroerp_ci.errors import NeuroErpCiError
-from neuroerp_ci.model import CheckStatus, OutcomeStatus, StageReport, Verdict
+from neuroerp_ci.model import CheckStatus, OutcomeStatus, StageReport, Verdict, summary_line
 from neuroerp_ci.release.rollout import RolloutReport
 from neuroerp_ci.support.hosts import http_url_problem
 from neuroerp_ci.support.secrets import SecretLoader, redact, redact_data, register
@@ -83,7 +83,7 @@ def resolve_webhook_url(
 def webhook_payload(report: StageReport, rollout: RolloutReport | None = None) -> dict[str, Any]:
     """The JSON body: ``text`` (the summary) plus the run's identity and failed reasons."""
     verdict = rollout.verdict if rollout else report.verdict
-    summary = rollout.summary if rollout else report.summary
+    summary = summary_line(rollout.summary if rollout else report.summary)
     failed = [f"{o.check}: {o.reason}" for o in report.outcomes if o.status is OutcomeStatus.FAIL]
     return {
         "text": f"neuroerp-ci {report.target} {report.version}: {summary}",

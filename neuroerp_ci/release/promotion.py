@@ -8,7 +8,7 @@ so every caller (CLI, flow, CI) sees the refusal the way it sees any other FAIL.
 
 Example::
 
-    decision = check_promotion(pipeline, "staging", "3f9a2c1", store)
+    decision = check_promotion(pipeline, pipeline.stage("staging"), "3f9a2c1", store)
     if not decision.allowed:
         print(decision.reason)
 """
@@ -16,12 +16,12 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Protocol
 
-from neuroerp_ci.config import Pipeline
-from neuroerp_ci.model import Outcome, OutcomeStatus, Severity, StageReport, Verdict
+from neuroerp_ci.config import Pipeline, Stage
+from neuroerp_ci.model import Outcome, OutcomeStatus, Severity, StageReport, Summary, Verdict
 from neuroerp_ci.project.versioning import UNVERSIONED
+from neuroerp_ci.release._clock import now
 from neuroerp_ci.release.rollout import is_rollout_stage
 from neuroerp_ci.store.records import RunRecord
 
@@ -53,65 +53,65 @@ class PromotionDecision:
 
 def check_promotion(
     pipeline: Pipeline,
-    stage: str,
+    stage: Stage,
     version: str,
     history: PassedLookup | None,
     *,
     as_rollout: bool = False,
 ) -> PromotionDecision:
-    """Decide whether ``stage`` may run for ``version`` (raises ConfigError for no such stage).
+    """Decide whether ``stage`` (one of ``pipeline``'s) may run for ``version``.
 
     Fail closed: a stage with ``requires`` is refused without a version, or without a
     history to look in; a stage with approval, hooks or a canary is refused unless it runs
     as a rollout (``as_rollout``), so a plain gate can never record it passed unapproved.
     """
-    spec = pipeline.stage(stage)
-    if is_rollout_stage(spec) and not as_rollout:
+    name = stage.name
+    if is_rollout_stage(stage) and not as_rollout:
         return PromotionDecision(
-            stage,
+            name,
             version,
-            spec.requires,
+            stage.requires,
             False,
-            f"{stage} has approval, hooks or a canary and runs only as a rollout: "
-            f"`neuroerp-ci promote {version} --to {stage}` or the 'rollout/{stage}' deployment",
+            f"{name} has approval, hooks or a canary and runs only as a rollout: "
+            f"`neuroerp-ci promote {version} --to {name}` or the 'rollout/{name}' deployment",
             rule="runs only as a rollout",
         )
-    required = spec.requires
+    required = stage.requires
     if required is None:
-        return PromotionDecision(stage, version, None, True, f"{stage} has no promotion rule")
+        return PromotionDecision(name, version, None, True, f"{name} has no promotion rule")
     target = pipeline.target.name
     if not version or version == UNVERSIONED:
         return PromotionDecision(
-            stage,
+            name,
             version,
             required,
             False,
-            f"{stage} requires {required} to have passed for the same version, "
+            f"{name} requires {required} to have passed for the same version, "
             "but no version was given (pass --version or the 'version' parameter)",
         )
     if history is None:
         return PromotionDecision(
-            stage,
+            name,
             version,
             required,
             False,
-            f"{stage} requires {required} to have passed for {version}, "
+            f"{name} requires {required} to have passed for {version}, "
             "but there is no run history to look it up in",
         )
     record = history.passed(required, target, version)
     if record is None:
         return PromotionDecision(
-            stage,
+            name,
             version,
             required,
             False,
-            f"{stage} requires {required} to have passed for version {version}: no passing "
+            f"{name} requires {required} to have passed for version {version}: no passing "
             f"{required} run of {target} for {version} in the history "
             f"(run `neuroerp-ci run {required} --version {version}` first)",
         )
     verdict = record.verdict.value if record.verdict else "?"
     return PromotionDecision(
-        stage,
+        name,
         version,
         required,
         True,
@@ -122,7 +122,7 @@ def check_promotion(
 
 def refusal_report(decision: PromotionDecision, target: str, run_id: str) -> StageReport:
     """The report of a refused stage: verdict FAIL, no checks, one outcome with the reason."""
-    now = datetime.now(UTC).isoformat(timespec="seconds")
+    at = now()
     outcome = Outcome(
         check=PROMOTION_CHECK,
         condition=decision.condition,
@@ -138,10 +138,10 @@ def refusal_report(decision: PromotionDecision, target: str, run_id: str) -> Sta
         version=decision.version,
         target=target,
         verdict=Verdict.FAIL,
-        started_at=now,
-        finished_at=now,
+        started_at=at,
+        finished_at=at,
         duration_s=0.0,
         checks=[],
         outcomes=[outcome],
-        summary=f"{decision.stage}: FAIL — refused: {decision.reason}",
+        summary=Summary(decision.stage, Verdict.FAIL, (f"refused: {decision.reason}",)),
     )

@@ -1,7 +1,7 @@
 """Report formats: one pure renderer per file (report -> text) and the one writer.
 
 ``RENDERERS`` maps the file name written into a run's directory to its renderer; a new format
-is one new module plus one line here.
+is one new module plus one line in :mod:`.registry`.
 """
 
 from __future__ import annotations
@@ -17,33 +17,17 @@ from neuroerp_ci.reports.json_report import (
 )
 from neuroerp_ci.reports.junit import render_junit
 from neuroerp_ci.reports.markdown import markdown_summary, outcome_rows, render_markdown
+from neuroerp_ci.reports.registry import RENDERERS
 from neuroerp_ci.reports.writer import default_output_dir, new_run_id, write_reports
-from neuroerp_ci.support.formatting import (
-    format_duration,
-    format_number,
-    format_value,
-    plain_text,
-)
-
-RENDERERS: dict[str, Renderer] = {
-    "report.json": render_json,
-    "samples.json": render_samples,
-    "report.md": render_markdown,
-    "junit.xml": render_junit,
-}
 
 __all__ = [
     "RENDERERS",
     "SCHEMA_VERSION",
     "Renderer",
     "default_output_dir",
-    "format_duration",
-    "format_number",
-    "format_value",
     "markdown_summary",
     "new_run_id",
     "outcome_rows",
-    "plain_text",
     "render_json",
     "render_junit",
     "render_markdown",

@@ -30,7 +30,9 @@ from neuroerp_ci.model import (
     OutcomeStatus,
     Severity,
     StageReport,
+    Summary,
     Verdict,
+    summary_line,
 )
 
 SCHEMA_VERSION = 1
@@ -72,7 +74,7 @@ def report_to_dict(report: StageReport) -> JsonObject:
         "version": report.version,
         "target": report.target,
         "verdict": report.verdict.value,
-        "summary": report.summary,
+        "summary": summary_line(report.summary),
         "recorded": report.recorded,
         "record_error": report.record_error,
         "tested": dict(report.tested),
@@ -125,7 +127,10 @@ def report_from_dict(
             duration_s=_float(data["duration_s"]),
             checks=[_check_from(c, samples.get(c["id"], {})) for c in data["checks"]],
             outcomes=[_outcome_from(o) for o in data["outcomes"]],
-            summary=str(data.get("summary", "")),
+            # Only the line was written: the summary comes back as that line.
+            summary=Summary(
+                str(data["stage"]), Verdict(data["verdict"]), written=str(data.get("summary", ""))
+            ),
             schema_version=SCHEMA_VERSION,
             recorded=None if data.get("recorded") is None else bool(data["recorded"]),
             record_error=str(data.get("record_error") or ""),

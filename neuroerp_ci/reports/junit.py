@@ -21,7 +21,14 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 
-from neuroerp_ci.model import CheckResult, CheckStatus, Outcome, OutcomeStatus, StageReport
+from neuroerp_ci.model import (
+    CheckResult,
+    CheckStatus,
+    Outcome,
+    OutcomeStatus,
+    StageReport,
+    summary_line,
+)
 from neuroerp_ci.support.formatting import format_number, format_value, plain_text
 
 SUITE_PREFIX = "neuroerp-ci"
@@ -66,7 +73,7 @@ def render_junit(report: StageReport) -> str:
     ):
         ET.SubElement(properties, "property", {"name": name, "value": _clean(value)})
     suite.extend(cases)
-    ET.SubElement(suite, "system-out").text = _clean(report.summary)
+    ET.SubElement(suite, "system-out").text = _clean(summary_line(report.summary))
     ET.indent(root, space="  ")
     body = ET.tostring(root, encoding="unicode")
     return f'<?xml version="1.0" encoding="UTF-8"?>\n{body}\n'

@@ -18,6 +18,7 @@ from neuroerp_ci.model import (
     OutcomeStatus,
     StageReport,
     Verdict,
+    summary_line,
 )
 from neuroerp_ci.support.formatting import MISSING, format_duration, format_value, plain_text
 
@@ -120,7 +121,7 @@ def _headline(report: StageReport) -> str:
 
 
 def _facts(report: StageReport) -> str:
-    summary = _escape_inline(report.summary) or MISSING
+    summary = _escape_inline(summary_line(report.summary)) or MISSING
     if report.recorded is False:
         why = _escape_inline(report.record_error) or "the history store does not hold it (yet)"
         summary += (

@@ -1,8 +1,8 @@
 """The one place that decides where reports go and writes them.
 
-Every renderer in :data:`neuroerp_ci.reports.RENDERERS` is rendered first, then each file is
-written atomically (a temporary file in the same directory, then :func:`os.replace`), so a
-reader never sees half a report and a renderer that raises leaves no file behind. Every text
+Every renderer in :data:`~neuroerp_ci.reports.registry.RENDERERS` is rendered first, then each
+file is written atomically (a temporary file in the same directory, then :func:`os.replace`),
+so a reader never sees half a report and a renderer that raises leaves no file behind. Every text
 written here is redacted (:mod:`neuroerp_ci.support.secrets`) whatever the report held.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 from neuroerp_ci.errors import UsageError
 from neuroerp_ci.model import StageReport
 from neuroerp_ci.reports.interface import Renderer
+from neuroerp_ci.reports.registry import RENDERERS
 from neuroerp_ci.support.secrets import redact
 from neuroerp_ci.support.state_dir import ensure_state_dir
 
@@ -57,8 +58,6 @@ def write_reports(
     Returns file name -> path of each file written. ``renderers`` defaults to the registry.
     """
     if renderers is None:
-        from neuroerp_ci.reports import RENDERERS  # the registry imports this module
-
         renderers = RENDERERS
     texts = {name: render(report) for name, render in renderers.items()}
     out_dir.mkdir(parents=True, exist_ok=True)

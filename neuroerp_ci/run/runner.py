@@ -192,7 +192,8 @@ def run_stage(
                 window_days=pipeline.baseline_window_days,
                 exclude_run_id=run_id,
             )
-        outcomes = evaluate_stage(stage, pipeline.checks, results, baselines)
+        conditions = stage.conditions_by_check()
+        outcomes = evaluate_stage(stage.name, conditions, pipeline.checks, results, baselines)
         if uses_interpreter(pipeline, checks, needs_target):
             warning = interpreter_outcome(interpreter)
             outcomes = [warning, *outcomes] if warning else outcomes
@@ -256,7 +257,7 @@ def not_recorded(report: StageReport, error: str) -> StageReport:
         report,
         recorded=False,
         record_error=error,
-        summary=f"{report.stage}: NOT RECORDED — {error}; unrecorded verdict: {report.summary}",
+        summary=replace(report.summary, unrecorded=error),
     )
 
 

@@ -25,30 +25,38 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
 
+from neuroerp_ci.config import TargetSpec
 from neuroerp_ci.errors import SetupError, TargetError
 from neuroerp_ci.model import Outcome, OutcomeStatus, Severity
 from neuroerp_ci.project.workdir import scratch_copy
-from neuroerp_ci.support.hosts import LOOPBACK_HOSTS, ensure_allowed, guarded_client, parse_http_url
+from neuroerp_ci.support.hosts import (
+    LOOPBACK_HOSTS,
+    ensure_allowed,
+    free_port,
+    guarded_client,
+    parse_http_url,
+    resolve_url,
+)
 from neuroerp_ci.support.placeholders import expand, expand_all
 from neuroerp_ci.support.secrets import redact_tree
-from neuroerp_ci.support.tooling import TAIL_CHARS, describe, release_group, start_group
-
-if TYPE_CHECKING:  # config imports the check kinds, which import this module
-    from neuroerp_ci.config import TargetSpec
-
-__all__ = ["LOOPBACK_HOSTS", "ensure_allowed"]  # re-exported: the rule lives in hosts.py
+from neuroerp_ci.support.tooling import (
+    describe,
+    log_tail,
+    release_group,
+    signal_group,
+    start_group,
+    stop_process_group,
+)
 
 POLL_INTERVAL_S = 0.15
 HEALTH_REQUEST_TIMEOUT_S = 2.0
@@ -65,42 +73,6 @@ class TargetInfo:
     pid: int | None = None
     log_path: Path | None = None
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def join_url(base_url: str, path: str) -> str:
-    """``path`` appended to ``base_url`` (a base path prefix such as ``/api`` is kept)."""
-    return base_url.rstrip("/") + "/" + path.lstrip("/")
-
-
-def resolve_url(url_or_path: str, base_url: str | None, what: str = "URL") -> str:
-    """An absolute URL as is, a path joined to ``base_url`` (TargetError without one)."""
-    if urlsplit(url_or_path).scheme:
-        return url_or_path
-    if base_url is None:
-        raise TargetError(f"{what} {url_or_path!r} is a relative path but there is no base_url")
-    return join_url(base_url, url_or_path)
-
-
-def log_tail(log_path: Path | None, chars: int = TAIL_CHARS) -> str:
-    """The end of the target's log on one line ("" when there is none)."""
-    if log_path is None:
-        return ""
-    try:
-        with log_path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 4 * chars))
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    return " ".join(text.split())[-chars:]
 
 
 def wait_healthy(
@@ -274,32 +246,6 @@ def _start(
             raise TargetError(f"cannot start target {describe(argv)}: {exc}") from exc
 
 
-def stop_process_group(proc: subprocess.Popen[bytes], stop_timeout: float) -> None:
-    """SIGTERM the process group, wait up to ``stop_timeout`` for the leader, SIGKILL the rest.
-
-    The leader is waited for without being reaped (``WNOWAIT``), so its pid, which is also
-    the group id, cannot be reused by another process before the final SIGKILL to the group.
-    """
-    _signal_group(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + stop_timeout
-    while proc.returncode is None and not _exited(proc.pid):
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
-    # Whatever is left in the group (the leader ignoring SIGTERM, or its children) goes now.
-    _signal_group(proc.pid, signal.SIGKILL)
-    release_group(proc)
-    proc.wait()
-
-
-def _exited(pid: int) -> bool:
-    try:
-        status = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    except ChildProcessError:
-        return True  # already reaped
-    return status is not None
-
-
 def _exit_code(proc: subprocess.Popen[bytes]) -> int | None:
     """The exit code if ``proc`` ended (negative: killed by that signal), without reaping it.
 
@@ -316,13 +262,6 @@ def _exit_code(proc: subprocess.Popen[bytes]) -> int | None:
     if status.si_code == os.CLD_EXITED:
         return status.si_status
     return -status.si_status
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 # --- the folder the stage runs in, and its setup --------------------------------------------
@@ -450,7 +389,7 @@ def _run_logged(
             time.sleep(SETUP_POLL_S)
         tail = _output_tail(log)
     finally:
-        _signal_group(proc.pid, signal.SIGKILL)
+        signal_group(proc.pid, signal.SIGKILL)
         release_group(proc)
         proc.wait()
         with log.open("a", encoding="utf-8") as fh:

@@ -11,7 +11,8 @@ Example::
     store = open_store("sqlite:////srv/project/.neuroerp-ci/history.sqlite3")
     store.begin_run(run_id, "staging", "erp", "3f9a2c1", environment_fingerprint(), started)
     provider = store.baseline_provider("staging", "erp", runs=5, exclude_run_id=run_id)
-    ...  # gates: evaluate_stage(stage, checks, results, provider)
+    ...  # gates: evaluate_stage(stage.name, stage.conditions_by_check(), checks, results,
+    ...  #                       provider)
     store.finish_run(report)
 """
 
@@ -28,7 +29,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from neuroerp_ci.model import StageReport
+from neuroerp_ci.model import StageReport, summary_line
 from neuroerp_ci.store.baselines import BaselineSelection, StoreBaselineProvider
 from neuroerp_ci.store.connect import WRITE_OPTION, create_store_engine, safe_url
 from neuroerp_ci.store.errors import StoreError, UnknownRunError
@@ -177,7 +178,7 @@ class HistoryStore:
                     version=report.version,
                     verdict=report.verdict.value,
                     status=RunStatus.FINISHED.value,
-                    summary=report.summary,
+                    summary=summary_line(report.summary),
                     finished_at=to_db_time(report.finished_at),
                     duration_s=finite(report.duration_s),
                     fingerprint=json.dumps(with_tool_versions(fingerprint, report), sort_keys=True),

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -360,3 +361,25 @@ def ensure_database_allowed(
             raise TargetError(
                 f"database host {host!r} ({shown}) is not in allowed_hosts {list(allowed_hosts)}"
             )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def join_url(base_url: str, path: str) -> str:
+    """``path`` appended to ``base_url`` (a base path prefix such as ``/api`` is kept)."""
+    return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def resolve_url(url_or_path: str, base_url: str | None, what: str = "URL") -> str:
+    """An absolute URL as is, a path joined to ``base_url`` (TargetError without one)."""
+    if urlsplit(url_or_path).scheme:
+        return url_or_path
+    if base_url is None:
+        raise TargetError(f"{what} {url_or_path!r} is a relative path but there is no base_url")
+    return join_url(base_url, url_or_path)

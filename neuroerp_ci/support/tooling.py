@@ -132,7 +132,7 @@ def run_tool(
 
 def kill_process_group(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
     """SIGKILL the process and everything it started in its session."""
-    _killpg(proc.pid, signal.SIGKILL)
+    signal_group(proc.pid, signal.SIGKILL)
 
 
 # --- tracking the process groups we start -------------------------------------------------
@@ -205,7 +205,7 @@ class ProcessScope:
                 self.stopped = reason
             groups, self._groups = self._groups, set()
         for pgid in groups:
-            _killpg(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
 
     @contextmanager
     def active(self) -> Iterator[None]:
@@ -251,11 +251,52 @@ def _stopped_reason() -> str | None:
     return None if scope is None else scope.stopped
 
 
-def _killpg(pgid: int, sig: signal.Signals) -> None:
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to a process group that may be gone already."""
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], stop_timeout: float) -> None:
+    """SIGTERM the process group, wait up to ``stop_timeout`` for the leader, SIGKILL the rest.
+
+    The leader is waited for without being reaped (``WNOWAIT``), so its pid, which is also
+    the group id, cannot be reused by another process before the final SIGKILL to the group.
+    """
+    signal_group(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + stop_timeout
+    while proc.returncode is None and not _exited(proc.pid):
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    # Whatever is left in the group (the leader ignoring SIGTERM, or its children) goes now.
+    signal_group(proc.pid, signal.SIGKILL)
+    release_group(proc)
+    proc.wait()
+
+
+def _exited(pid: int) -> bool:
+    try:
+        status = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True  # already reaped
+    return status is not None
+
+
+def log_tail(log_path: Path | None, chars: int = TAIL_CHARS) -> str:
+    """The end of the target's log on one line ("" when there is none)."""
+    if log_path is None:
+        return ""
+    try:
+        with log_path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4 * chars))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return " ".join(text.split())[-chars:]
 
 
 class _Watchdog:

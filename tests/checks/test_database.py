@@ -39,7 +39,7 @@ from neuroerp_ci.demo import DEMO_PIPELINE, template, write_demo
 from neuroerp_ci.errors import TargetError, ToolError
 from neuroerp_ci.gates import evaluate
 from neuroerp_ci.model import CheckResult, CheckStatus, OutcomeStatus, Priority
-from neuroerp_ci.run.target import free_port
+from neuroerp_ci.support.hosts import free_port
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

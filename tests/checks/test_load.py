@@ -64,9 +64,9 @@ from neuroerp_ci.model import (
     Verdict,
 )
 from neuroerp_ci.run.runner import RunOptions, ThreadExecutor, run_stage
-from neuroerp_ci.run.target import TargetInfo, free_port, stop_process_group, target_session
-from neuroerp_ci.support.hosts import allowed_set, host_allowed
-from neuroerp_ci.support.tooling import ToolRun, find_tool
+from neuroerp_ci.run.target import TargetInfo, target_session
+from neuroerp_ci.support.hosts import allowed_set, free_port, host_allowed
+from neuroerp_ci.support.tooling import ToolRun, find_tool, stop_process_group
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 KNOBS = ("NEUROERP_DEMO_DELAY_MS", "NEUROERP_DEMO_ERROR_RATE")

@@ -15,17 +15,17 @@ import pytest
 from neuroerp_ci.checks import KINDS, KindSettings
 from neuroerp_ci.checks._junit import parse_junit
 from neuroerp_ci.checks._locust_stats import parse_run_record, parse_stats
-from neuroerp_ci.checks.bandit_scan import parse_bandit_report
-from neuroerp_ci.checks.bandit_scan import report_metrics as bandit_metrics
+from neuroerp_ci.checks.bandit import parse_bandit_report
+from neuroerp_ci.checks.bandit import report_metrics as bandit_metrics
 from neuroerp_ci.checks.database import StatementRun, statement_metrics
 from neuroerp_ci.checks.frontend import Chunk, PageLoad, page_metrics, size_metrics
-from neuroerp_ci.checks.http_probe import ProbeRun, Sample, probe_metrics
+from neuroerp_ci.checks.http import ProbeRun, Sample, probe_metrics
 from neuroerp_ci.checks.load import LoadSettings, interpret
 from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.checks.network import Timing, network_metrics
-from neuroerp_ci.checks.pip_audit_scan import parse_report
-from neuroerp_ci.checks.pip_audit_scan import report_metrics as audit_metrics
-from neuroerp_ci.checks.pytest_suite import summary_metrics
+from neuroerp_ci.checks.pip_audit import parse_report
+from neuroerp_ci.checks.pip_audit import report_metrics as audit_metrics
+from neuroerp_ci.checks.pytest import summary_metrics
 from neuroerp_ci.config import ConditionSpec
 from neuroerp_ci.support.tooling import ToolRun
 

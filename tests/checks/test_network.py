@@ -29,7 +29,7 @@ from neuroerp_ci.checks.network import (
 )
 from neuroerp_ci.errors import TargetError
 from neuroerp_ci.model import CheckStatus, Priority
-from neuroerp_ci.run.target import free_port
+from neuroerp_ci.support.hosts import free_port
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,11 @@ from pydantic import ValidationError
 
 from neuroerp_ci.config import ConditionSpec, RegressionSpec, load_pipeline
 from neuroerp_ci.errors import ConfigError
+from neuroerp_ci.gates.conditions.absolute import AbsoluteParams
+from neuroerp_ci.gates.conditions.findings import FindingsParams
+from neuroerp_ci.gates.conditions.regression import RegressionParams
+from neuroerp_ci.gates.conditions.relative import RelativeParams
+from neuroerp_ci.model import FindingSeverity
 
 PIPELINE = """
 [[checks]]
@@ -36,18 +43,24 @@ def error(condition: str) -> str:
     return str(info.value)
 
 
+def relative(cond: ConditionSpec) -> tuple[str, float]:
+    """(the relative limit given, its amount) of a relative condition."""
+    assert isinstance(cond.params, RelativeParams), cond
+    return cond.params.key, cond.params.amount
+
+
 def test_relative_forms_parse() -> None:
     pct = parse('{ check = "api-baseline", metric = "p95_ms", max_increase_pct = 10 }')
-    assert pct.relative_key == "max_increase_pct" and pct.uses_baseline
-    assert pct.on_no_baseline == "warn"
+    assert relative(pct) == ("max_increase_pct", 10) and pct.uses_baseline
+    assert pct.form.name == "relative" and pct.on_no_baseline == "warn"
     coverage = parse('{ check = "unit-tests", metric = "coverage_pct", max_decrease = 0 }')
-    assert coverage.relative_key == "max_decrease" and coverage.max_decrease == 0
+    assert relative(coverage) == ("max_decrease", 0)
     size = parse('{ check = "frontend", metric = "total_bytes", max_increase = 5120 }')
-    assert size.relative_key == "max_increase"
+    assert relative(size) == ("max_increase", 5120)
     drop = parse(
         '{ check = "api", metric = "rps", max_decrease_pct = 10, on_no_baseline = "fail" }'
     )
-    assert drop.relative_key == "max_decrease_pct" and drop.on_no_baseline == "fail"
+    assert relative(drop) == ("max_decrease_pct", 10) and drop.on_no_baseline == "fail"
 
 
 def test_regression_form_parses_with_defaults() -> None:
@@ -55,15 +68,41 @@ def test_regression_form_parses_with_defaults() -> None:
         '{ check = "api-baseline", metric = "p95_ms",'
         " regression = { alpha = 0.05, min_effect_pct = 3, min_samples = 30 } }"
     )
-    assert full.regression == RegressionSpec(alpha=0.05, min_effect_pct=3, min_samples=30)
-    assert full.uses_baseline and full.relative_key is None
+    spec = RegressionSpec(alpha=0.05, min_effect_pct=3, min_samples=30)
+    assert full.params == RegressionParams(regression=spec)
+    assert full.uses_baseline and full.form.name == "regression"
     defaults = parse('{ check = "api-baseline", metric = "p95_ms", regression = {} }')
-    assert defaults.regression == RegressionSpec(alpha=0.01, min_effect_pct=5.0, min_samples=20)
+    spec = RegressionSpec(alpha=0.01, min_effect_pct=5.0, min_samples=20)
+    assert defaults.params == RegressionParams(regression=spec)
 
 
 def test_absolute_forms_do_not_use_the_baseline() -> None:
     absolute = parse('{ check = "api", metric = "p95_ms", max = 250, min = 1 }')
-    assert not absolute.uses_baseline and absolute.relative_key is None
+    assert not absolute.uses_baseline and absolute.form.name == "absolute"
+    assert absolute.params == AbsoluteParams(max=250, min=1)
+
+
+def test_findings_form_takes_no_metric() -> None:
+    findings = parse('{ check = "bandit", findings = "high", max = 0 }')
+    assert findings.form.name == "findings" and findings.metric is None
+    assert findings.params == FindingsParams(findings=FindingSeverity.HIGH, max=0)
+
+
+def test_a_condition_dumps_as_written() -> None:
+    written = {"check": "api", "metric": "p95_ms", "regression": {"alpha": 0.05}}
+    dumped = ConditionSpec.model_validate(written).model_dump()
+    assert dumped["regression"] == {"alpha": 0.05, "min_effect_pct": 5.0, "min_samples": 20}
+    assert (dumped["check"], dumped["metric"]) == ("api", "p95_ms")
+    assert "form" not in dumped and "params" not in dumped
+
+
+def test_keyword_construction_and_equality() -> None:
+    built = ConditionSpec(check="api", metric="p95_ms", max=250)  # keywords, as tests build it
+    assert built == parse('{ check = "api", metric = "p95_ms", max = 250 }')
+    assert built != parse('{ check = "api", metric = "p95_ms", max = 251 }')
+    assert ConditionSpec.model_validate(built) is built
+    assert pickle.loads(pickle.dumps(built)) == built == copy.deepcopy(built)
+    assert "max=250" in repr(built)
 
 
 @pytest.mark.parametrize(
@@ -147,6 +186,36 @@ def test_unknown_regression_key_is_named(tmp_path: Path) -> None:
     assert "unknown key" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("condition", "key", "problem"),
+    [
+        (
+            '{ check = "api-baseline", metric = "p95_ms", max_increse_pct = 10 }',
+            "max_increse_pct",
+            "unknown key; did you mean 'max_increase_pct'?",
+        ),
+        (
+            '{ check = "api-baseline", metric = "p95_ms", max = 1, on_eror = "warn" }',
+            "on_eror",
+            "unknown key; did you mean 'on_error'?",
+        ),
+        (
+            '{ check = "api-baseline", metric = "p95_ms", max = 1, banana = 2 }',
+            "banana",
+            "unknown key",
+        ),
+    ],
+)
+def test_unknown_condition_keys_are_named_with_the_closest_key(
+    tmp_path: Path, condition: str, key: str, problem: str
+) -> None:
+    path = tmp_path / "neuroerp-ci.toml"
+    path.write_text(PIPELINE.format(condition=condition), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_pipeline(path)
+    assert (info.value.key, info.value.problem) == (f"stages.staging.conditions[0].{key}", problem)
+
+
 def test_a_pipeline_with_baseline_conditions_loads(tmp_path: Path) -> None:
     path = tmp_path / "neuroerp-ci.toml"
     condition = (
@@ -156,7 +225,8 @@ def test_a_pipeline_with_baseline_conditions_loads(tmp_path: Path) -> None:
     )
     path.write_text(PIPELINE.format(condition=condition), encoding="utf-8")
     conditions = load_pipeline(path).stage("staging").conditions
-    assert conditions[0].regression is not None and conditions[0].regression.min_samples == 10
+    assert isinstance(conditions[0].params, RegressionParams)
+    assert conditions[0].params.regression.min_samples == 10
     assert conditions[1].on_no_baseline == "ignore"
 
 

@@ -17,6 +17,7 @@ from neuroerp_ci.model import (
     Priority,
     Severity,
     Verdict,
+    summary_line,
 )
 
 
@@ -131,11 +132,11 @@ def test_stage_verdict_and_summary() -> None:
     checks = {"api": make_check(), "lint": make_check("lint", Priority.MEDIUM)}
     stage = Stage("development", ("api", "lint"), (cond(metric="p95_ms", max=250),), None)
     results = {"api": ok(p95_ms=300), "lint": ok("lint")}
-    outcomes = evaluate_stage(stage, checks, results)
+    outcomes = evaluate_stage(stage.name, stage.conditions_by_check(), checks, results)
     assert [o.check for o in outcomes] == ["api", "lint"]
     verdict = decide(outcomes)
     assert verdict is Verdict.FAIL
-    summary = summarize("development", verdict, outcomes)
+    summary = summary_line(summarize("development", verdict, outcomes))
     assert summary == "development: FAIL — 1 of 2 conditions failed: api: p95_ms 300 > 250"
 
 
@@ -146,13 +147,19 @@ def test_verdicts() -> None:
     assert decide([passed, info]) is Verdict.PASS
     assert decide([passed, warn, info]) is Verdict.WARN
     assert decide([]) is Verdict.FAIL
-    assert "1 of 2 conditions warned" in summarize("dev", Verdict.WARN, [passed, warn])
+    warned = summarize("dev", Verdict.WARN, [passed, warn])
+    assert "1 of 2 conditions warned" in summary_line(warned)
 
 
 def test_kind_defaults_are_evaluated_and_marked_as_defaults() -> None:
     checks = {"api": make_check(), "lint": make_check("lint")}
     stage = Stage("dev", ("api", "lint"), (), None, defaults=(cond(metric="error_rate", max=0.01),))
-    outcomes = evaluate_stage(stage, checks, {"api": ok(error_rate=0.5), "lint": ok("lint")})
+    outcomes = evaluate_stage(
+        stage.name,
+        stage.conditions_by_check(),
+        checks,
+        {"api": ok(error_rate=0.5), "lint": ok("lint")},
+    )
     assert [(o.check, o.condition, o.status) for o in outcomes] == [
         ("api", "error_rate <= 0.01 (default)", OutcomeStatus.FAIL),
         ("lint", "completed", OutcomeStatus.PASS),
@@ -164,7 +171,9 @@ def test_kind_defaults_are_evaluated_and_marked_as_defaults() -> None:
 def test_a_checks_own_condition_replaces_its_defaults() -> None:
     own = cond(metric="error_rate", max=0.5)
     stage = Stage("dev", ("api",), (own,), None, defaults=(cond(metric="error_rate", max=0.01),))
-    outcomes = evaluate_stage(stage, {"api": make_check()}, {"api": ok(error_rate=0.2)})
+    outcomes = evaluate_stage(
+        stage.name, stage.conditions_by_check(), {"api": make_check()}, {"api": ok(error_rate=0.2)}
+    )
     assert [(o.condition, o.status) for o in outcomes] == [
         ("error_rate <= 0.5", OutcomeStatus.PASS)
     ]
@@ -173,7 +182,9 @@ def test_a_checks_own_condition_replaces_its_defaults() -> None:
 def test_a_default_on_an_errored_check_fails_with_the_error() -> None:
     stage = Stage("dev", ("api",), (), None, defaults=(cond(metric="error_rate", max=0.01),))
     error = CheckResult("api", "http", CheckStatus.ERROR, reason="target not answering")
-    [outcome] = evaluate_stage(stage, {"api": make_check()}, {"api": error})
+    [outcome] = evaluate_stage(
+        stage.name, stage.conditions_by_check(), {"api": make_check()}, {"api": error}
+    )
     assert (
         outcome.status is OutcomeStatus.FAIL and outcome.reason == "api error: target not answering"
     )

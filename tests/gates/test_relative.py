@@ -144,7 +144,9 @@ def test_breach_weighs_by_severity() -> None:
 
 def test_no_baseline_warns_by_default_and_names_the_stage() -> None:
     stage = Stage("staging", ("api",), (cond(metric="p95_ms", max_increase_pct=10),), None)
-    [outcome] = evaluate_stage(stage, {"api": make_check()}, {"api": p95(412)})
+    [outcome] = evaluate_stage(
+        stage.name, stage.conditions_by_check(), {"api": make_check()}, {"api": p95(412)}
+    )
     assert outcome.status is OutcomeStatus.WARN
     assert (
         outcome.reason
@@ -185,7 +187,9 @@ def test_stage_passes_its_provider_and_asks_for_each_metric() -> None:
         None,
     )
     result = result_with(metric("p95_ms", 260), metric("error_rate", 0.0))
-    outcomes = evaluate_stage(stage, {"api": make_check()}, {"api": result}, baselines)
+    outcomes = evaluate_stage(
+        stage.name, stage.conditions_by_check(), {"api": make_check()}, {"api": result}, baselines
+    )
     assert [o.status for o in outcomes] == [OutcomeStatus.PASS] * 2 + [OutcomeStatus.WARN]
     # absolute limits never consult the baseline
     assert baselines.asked == [("api", "p95_ms"), ("api", "error_rate")]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from neuroerp_ci.checks import Check, CheckContext, execute_check
-from neuroerp_ci.checks.pytest_suite import PytestCheck, PytestSettings
+from neuroerp_ci.checks.pytest import PytestCheck, PytestSettings
 from neuroerp_ci.config import load_pipeline
 from neuroerp_ci.model import (
     CheckResult,

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from neuroerp_ci.config import load_pipeline
-from neuroerp_ci.model import CheckStatus, OutcomeStatus, StageReport, Verdict
+from neuroerp_ci.model import CheckStatus, OutcomeStatus, StageReport, Verdict, summary_line
 from neuroerp_ci.project.workdir import SCRATCH_PREFIX
 from neuroerp_ci.run import runner
 from neuroerp_ci.support.secrets import REDACTED
@@ -149,7 +149,7 @@ def test_a_failing_setup_command_fails_the_stage_and_names_it(tmp_path: Path) ->
     assert "setup command 2 of 3 (python -c" in setup_outcome.reason
     assert "exited 3: step seed says hello" in setup_outcome.reason
     assert "(log: setup/2-python.log)" in setup_outcome.reason
-    assert "setup command 2 of 3" in report.summary
+    assert "setup command 2 of 3" in summary_line(report.summary)
     for check in report.checks:  # neither the target nor the plain check ran
         assert check.status is CheckStatus.ERROR
         assert check.reason.startswith("not run: setup command 2 of 3 (python -c ")

@@ -15,6 +15,7 @@ from neuroerp_ci.model import (
     OutcomeStatus,
     Severity,
     StageReport,
+    Summary,
     Verdict,
 )
 
@@ -31,7 +32,7 @@ def _base(verdict: Verdict, checks: list[CheckResult], outcomes: list[Outcome]) 
         duration_s=132.25,
         checks=checks,
         outcomes=outcomes,
-        summary=f"development: {verdict.value} — sample",
+        summary=Summary("development", verdict, ("sample",)),
     )
 
 

@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
 
-from neuroerp_ci.model import StageReport
+from neuroerp_ci.model import StageReport, Summary
 from neuroerp_ci.reports.junit import render_junit
 
 GOLDEN = Path(__file__).resolve().parents[1] / "assets" / "reports"
@@ -116,7 +116,8 @@ def test_suite_properties_and_summary(fail_report: StageReport) -> None:
 def test_hostile_text_round_trips_through_xml(pass_report: StageReport) -> None:
     nasty = 'a "quote" & <tag> ]]> \x00 nul\nline two'
     outcome = replace(pass_report.outcomes[0], condition=nasty, reason=nasty)
-    report = replace(pass_report, outcomes=[outcome], summary=nasty)
+    summary = Summary(pass_report.stage, pass_report.verdict, (nasty,))
+    report = replace(pass_report, outcomes=[outcome], summary=summary)
     case = _suite(report).find("testcase")
     assert case is not None
     assert case.get("name") == 'a "quote" & <tag> ]]> \ufffd nul\nline two'

@@ -23,6 +23,7 @@ from neuroerp_ci.model import (
     OutcomeStatus,
     Severity,
     StageReport,
+    Summary,
     Verdict,
 )
 from neuroerp_ci.store import HistoryStore, open_store
@@ -122,7 +123,7 @@ def make_report(
         duration_s=30.0,
         checks=[api, scan],
         outcomes=outcomes,
-        summary=f"{stage}: {verdict.value}",
+        summary=Summary(stage, verdict),
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from neuroerp_ci.config import load_pipeline
-from neuroerp_ci.model import Verdict
+from neuroerp_ci.model import Summary, Verdict
 from neuroerp_ci.reports.json_report import report_from_dict
 from neuroerp_ci.run.runner import RunOptions, StageOutcome, ThreadExecutor, run_stage
 from neuroerp_ci.store import HistoryStore, RunStatus
@@ -92,7 +92,8 @@ def test_a_run_not_recorded_ends_its_flow_failed_with_the_summary() -> None:
     from .conftest import make_report
 
     report = make_report("r1", stage="dev", verdict=Verdict.PASS)
-    unrecorded = replace(report, recorded=False, summary="dev: NOT RECORDED — x")
+    said = Summary("dev", Verdict.PASS, written="dev: NOT RECORDED — x")
+    unrecorded = replace(report, recorded=False, summary=said)
     state = final_state(unrecorded, "/runs/r1", message="a rollout's own message")
     assert state.is_failed() and state.message == "dev: NOT RECORDED — x"
     assert final_state(report, "/runs/r1").is_completed()

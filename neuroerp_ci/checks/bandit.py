@@ -69,6 +69,7 @@ from neuroerp_ci.model import (
     FindingSeverity,
     Metric,
 )
+from neuroerp_ci.support.text import printable_name
 from neuroerp_ci.support.tooling import ToolRun, find_tool, run_tool
 
 _GLOB_CHARS = frozenset("*?[")
@@ -84,12 +85,13 @@ _NoComma = Annotated[str, Field(min_length=1, pattern=r"^[^,]+$")]  # bandit joi
 class BanditSettings(KindSettings):
     """Settings of a ``bandit`` check; paths are relative to the project."""
 
-    paths: list[str] = Field(default_factory=lambda: ["."], min_length=1)
+    paths: list[str] = Field(default_factory=lambda: ["."], min_length=1)  # scanned recursively
     # The only exclusions: bandit's defaults and the project's .bandit never apply.
     exclude: list[_NoComma] = Field(
         default_factory=lambda: [".venv", "tests", ".neuroerp-ci", "node_modules"]
     )
     executable: str | None = None  # bandit binary to use instead of the one found
+    # bandit rule ids not run (B101, ...): named in the check's reason
     skips: list[Annotated[str, Field(pattern=r"^[A-Z]+[0-9]+$")]] = Field(default_factory=list)
     # false: "# nosec" hides nothing; true: what it hides is listed as suppressed.
     honour_nosec: bool = True
@@ -519,15 +521,5 @@ def _relative(project: Path, filename: str) -> str:
 
 
 def _shown(project: Path, filename: str) -> str:
-    """A file name fit for a report line: relative, odd bytes and control characters escaped.
-
-    A name holding bytes that are not UTF-8 arrives as lone surrogates, which no report file
-    could encode; ``\\xff`` and ``\\n`` are written instead.
-    """
-    name = _relative(project, filename)
-    try:
-        raw = name.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        raw = name.encode("utf-8", "backslashreplace")
-    text = raw.decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    """A file name fit for a report line: relative, and printable one to one."""
+    return printable_name(_relative(project, filename))

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from neuroerp_ci.checks._requirements import read_requirements
 from neuroerp_ci.checks.advisories import AdvisoryMirror
 from neuroerp_ci.checks.interface import Check, CheckContext, execute_check
-from neuroerp_ci.checks.pip_audit_scan import (
+from neuroerp_ci.checks.pip_audit import (
     LIVE_HINT,
     AdvisoryData,
     AuditedPackage,

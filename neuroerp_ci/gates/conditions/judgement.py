@@ -1,8 +1,8 @@
 """What one condition concluded, before the condition's severity turns it into a status.
 
-Every form of condition (absolute, relative, regression, findings) returns a
-:class:`Judgement`; the dispatcher in :mod:`neuroerp_ci.gates.conditions` adds the check,
-the condition text and the severity to make the :class:`~neuroerp_ci.model.Outcome`.
+Every condition form returns a :class:`Judgement`; the dispatcher
+(:mod:`neuroerp_ci.gates.conditions.dispatch`) adds the check, the condition text and the
+severity to make the :class:`~neuroerp_ci.model.Outcome`.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from neuroerp_ci.config import Policy
-from neuroerp_ci.model import OutcomeStatus, Severity
+from neuroerp_ci.model import OutcomeStatus, Policy, Severity
 
-# "met" passes; "breached" weighs by the condition's severity; a policy name ("fail",
-# "warn", "ignore") is what the condition's on_missing / on_error / on_no_baseline said.
-Resolution = Literal["met", "breached"] | Policy
+# "met" passes; "breached" weighs by the condition's severity; "missing" (a form's data cannot
+# decide, e.g. too few samples) becomes the condition's on_missing in the dispatcher; a policy
+# name ("fail", "warn", "ignore") is what on_missing / on_error / on_no_baseline said.
+Resolution = Literal["met", "breached", "missing"] | Policy
 
 BREACH_STATUS = {
     Severity.BLOCKING: OutcomeStatus.FAIL,
@@ -49,4 +49,6 @@ class Judgement:
             return OutcomeStatus.PASS
         if self.resolution == "breached":
             return BREACH_STATUS[severity]
+        if self.resolution == "missing":
+            return OutcomeStatus.FAIL  # the dispatcher resolves it first; fail closed anyway
         return POLICY_STATUS[self.resolution]

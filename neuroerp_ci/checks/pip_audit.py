@@ -71,6 +71,7 @@ from neuroerp_ci.model import (
     Metric,
     Severity,
 )
+from neuroerp_ci.support.hosts import LOOPBACK_HOSTS
 from neuroerp_ci.support.tooling import ToolRun, find_tool, run_tool
 
 TOOL = "pip-audit"
@@ -97,6 +98,7 @@ class PipAuditSettings(KindSettings):
 
     # What to audit: the pinned requirements (or lock), the target interpreter's packages, both.
     source: Source = "requirements"
+    # pinned requirements files (nested -r files are read too)
     requirements: list[str] = Field(default_factory=lambda: ["requirements.txt"], min_length=1)
     lock: str | None = None  # a pylock.toml (PEP 751): its packages instead of requirements
     executable: str | None = None  # pip-audit binary to use instead of the one found
@@ -110,7 +112,7 @@ class PipAuditSettings(KindSettings):
     ignore: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     # The default condition advisory_age_days <= max_age_days, and its severity.
     max_age_days: float = Field(default=DEFAULT_MAX_AGE_DAYS, gt=0)
-    max_age_severity: Severity = Severity.WARNING
+    max_age_severity: Severity = Severity.WARNING  # "blocking": old data fails the stage
 
     @model_validator(mode="after")
     def _consistent(self) -> PipAuditSettings:
@@ -711,7 +713,7 @@ def _loopback_direct(env: Mapping[str, str]) -> dict[str, str]:
     merged = dict(env)
     for key in ("NO_PROXY", "no_proxy"):
         hosts = [h for h in merged.get(key, "").split(",") if h.strip()]
-        merged[key] = ",".join([*hosts, "127.0.0.1", "localhost"])
+        merged[key] = ",".join([*hosts, *LOOPBACK_HOSTS])
     return merged
 
 

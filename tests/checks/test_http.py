@@ -20,7 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 from neuroerp_ci.checks._percentiles import percentile
-from neuroerp_ci.checks.http_probe import (
+from neuroerp_ci.checks.http import (
     HttpProbeCheck,
     HttpProbeSettings,
     ProbeRun,
@@ -30,7 +30,7 @@ from neuroerp_ci.checks.http_probe import (
 from neuroerp_ci.checks.interface import Check, CheckContext, execute_check
 from neuroerp_ci.errors import TargetError, ToolError
 from neuroerp_ci.model import CheckStatus, Direction, Priority
-from neuroerp_ci.run.target import free_port
+from neuroerp_ci.support.hosts import free_port
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

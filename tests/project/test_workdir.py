@@ -6,7 +6,6 @@ import os
 import shutil
 import socket
 import stat
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -14,18 +13,12 @@ import pytest
 
 from neuroerp_ci.errors import SetupError
 from neuroerp_ci.project.workdir import SCRATCH_PREFIX, copy_project, remove_tree, scratch_copy
+from tests.git_repo import git
 
 
 def files_under(root: Path) -> list[str]:
     return sorted(
         str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() or p.is_symlink()
-    )
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
-        cwd=cwd, check=True, timeout=60, capture_output=True,
     )
 
 

@@ -20,18 +20,16 @@ from neuroerp_ci.run.target import (
     TargetInfo,
     Workspace,
     check_health,
-    ensure_allowed,
-    free_port,
-    join_url,
     prepared_workspace,
     resolve_target,
     run_setup,
     setup_name,
     setup_outcome,
-    stop_process_group,
     target_session,
     wait_healthy,
 )
+from neuroerp_ci.support.hosts import ensure_allowed, free_port, join_url
+from neuroerp_ci.support.tooling import stop_process_group
 
 PY = sys.executable
 

@@ -30,7 +30,9 @@ from neuroerp_ci.model import (
     OutcomeStatus,
     Severity,
     StageReport,
+    Summary,
     Verdict,
+    summary_line,
 )
 from neuroerp_ci.reports import RENDERERS
 from neuroerp_ci.reports.writer import write_reports
@@ -119,7 +121,8 @@ def leaky_report(secret: str) -> StageReport:
     )  # fmt: skip
     return StageReport(
         "run-1", "dev", "v1", "erp", Verdict.FAIL, "2026-01-01T00:00:00+00:00",
-        "2026-01-01T00:00:01+00:00", 1.0, [result], [outcome], summary=f"dev: FAIL — {secret}",
+        "2026-01-01T00:00:01+00:00", 1.0, [result], [outcome],
+        summary=Summary("dev", Verdict.FAIL, (secret,)),
     )  # fmt: skip
 
 
@@ -133,7 +136,7 @@ def test_redact_data_rewrites_every_string_of_a_report_and_keeps_the_rest() -> N
     assert report.checks[0].findings[0].severity is FindingSeverity.HIGH
     assert list(report.checks[0].metrics) == [f"{REDACTED}.p95_ms"]
     assert report.checks[0].metrics[f"{REDACTED}.p95_ms"].samples == (1.0, 2.0)
-    assert report.summary == f"dev: FAIL — {REDACTED}"
+    assert summary_line(report.summary) == f"dev: FAIL — {REDACTED}"
 
 
 def test_every_report_format_is_written_redacted(tmp_path: Path) -> None:
@@ -427,7 +430,7 @@ def test_prefect_run_logs_are_redacted_on_their_way_to_the_api(
 def test_references_reach_a_database_password_and_probe_headers(tmp_path: Path) -> None:
     from neuroerp_ci.checks import CheckContext
     from neuroerp_ci.checks.database import resolve_database_url
-    from neuroerp_ci.checks.http_probe import Endpoint, resolve_targets
+    from neuroerp_ci.checks.http import Endpoint, resolve_targets
 
     password = "p@ss/w0rd:" + stdlib_secrets.token_hex(3)
     values = {"env:DB_PW": password, "secret:probe-token": "tok-" + stdlib_secrets.token_hex(4)}

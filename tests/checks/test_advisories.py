@@ -436,7 +436,7 @@ def test_real_mirror_is_the_2024_10_10_snapshot(advisory_mirror: Path) -> None:
 
 # --- the demo's advisory subset -------------------------------------------------------------
 
-DEMO = Path(__file__).resolve().parents[1] / "neuroerp_ci" / "demo" / "project"
+DEMO = Path(__file__).resolve().parents[2] / "neuroerp_ci" / "demo" / "project"
 
 
 def test_demo_subset_covers_the_demo_pins_and_keeps_its_licence() -> None:

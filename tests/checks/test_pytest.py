@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from neuroerp_ci.checks import Check, CheckContext, _pytest_probe, execute_check
 from neuroerp_ci.checks._junit import parse_junit
-from neuroerp_ci.checks.pytest_suite import (
+from neuroerp_ci.checks.pytest import (
     PROBE_DIR_ENV,
     PROBE_MODULE,
     PytestCheck,

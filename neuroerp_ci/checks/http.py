@@ -48,8 +48,7 @@ from neuroerp_ci.checks.interface import (
 from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import TargetError, ToolError
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
-from neuroerp_ci.run.target import resolve_url
-from neuroerp_ci.support.hosts import ensure_allowed, guarded_client, http_url_problem
+from neuroerp_ci.support.hosts import ensure_allowed, guarded_client, http_url_problem, resolve_url
 from neuroerp_ci.support.placeholders import expand
 
 SAMPLES_FILE = "http_samples.json"

@@ -27,7 +27,7 @@ import pytest
 from pydantic import ValidationError
 
 from neuroerp_ci.checks import Check, CheckContext, execute_check
-from neuroerp_ci.checks.bandit_scan import (
+from neuroerp_ci.checks.bandit import (
     BanditCheck,
     BanditReport,
     BanditSettings,
@@ -426,7 +426,7 @@ def test_odd_file_names_are_escaped_for_reports(assets: Path) -> None:
 
     report = parse_bandit_report(data, CAPTURED_IN)
 
-    assert report.findings[0].location == "app/bad\\xffname\\n.py:1"
+    assert report.findings[0].location == "app/bad\\xffname\\x0a.py:1"
     json.dumps(report.findings[0].location).encode("utf-8")  # writable into report.json
 
 
@@ -543,7 +543,7 @@ def test_odd_file_names_do_not_crash_and_reach_the_report(tmp_path: Path) -> Non
 
     assert result.status is CheckStatus.OK, result.reason
     locations = {f.location for f in result.findings}
-    assert {"app/bad\\xffname.py:5", "app/new\\nline.py:1", "app/scr\\xfeipt:6"} <= locations
+    assert {"app/bad\\xffname.py:5", "app/new\\x0aline.py:1", "app/scr\\xfeipt:6"} <= locations
     assert "app/scr\\xfeipt" in result.reason
     out = write_reports(_stage(result), tmp_path / "out")  # every text must be encodable
     assert "bad\\\\xffname.py:5" in out["report.json"].read_text(encoding="utf-8")
