@@ -37,14 +37,26 @@ What it does, in one process and one demo service on 127.0.0.1:
 
    At 0 % a flagged run is a false alarm; above 0 % it is a detection.
 
+4. The noisy neighbour: the same levels again (``--load-levels``, default 0, +20, +50 %),
+   each judged run measured while CPU burners (one per CPU, at the service's own priority,
+   outside our process tree: another job on the same CI machine) spin on the same cores;
+   the baseline runs stay quiet, the worst case (a quiet nightly history, a busy daytime
+   run). The http check records the machine's state (``support/noise.py``), and the gate
+   concludes INCONCLUSIVE where the busy machine alone can explain a breach. The table
+   counts, per level, what the gate concluded: FAIL (flagged), INCONCLUSIVE, PASS; only a
+   FAIL claims a regression, so at 0 % only a FAIL is a false alarm. Keptn's rule knows no
+   noise: each of its flags at 0 % is a false alarm.
+
 On a machine shared with other work (test suites, load tests), CPU contention moves whole
 runs by 10-60 % within seconds, far more than the slowdowns under test; no rule that
-compares one run with earlier runs can then tell a slowdown from a busy neighbour (the
-header prints the load average). ``--nice -10`` gives the benchmark and the service the
-CPU first, as a dedicated CI runner would; the table says which priority was used.
+compares one run with earlier runs can tell a slowdown from a busy neighbour without
+measuring the neighbour (the header prints the load average). ``--nice -10`` gives the
+benchmark and the service the CPU first, as a dedicated CI runner would; the burners of the
+noisy-neighbour scenario then run at -10 too. The table says which priority was used.
 
-Targets: false alarms <= 5 % at 0 %, detection >= 95 % at +20 %, and better than Keptn on
-both. Exits 0 when the targets are met, 1 when not, 2 on a setup error; ``--quick`` only
+Targets, both in one run: false alarms <= 5 % at 0 % UNDER LOAD, detection >= 95 % at +20 %
+on the quiet machine; and on the quiet machine false alarms <= 5 % at 0 % and better than
+Keptn. Exits 0 when the targets are met, 1 when not, 2 on a setup error; ``--quick`` only
 checks that it runs. ``--json PATH`` also writes the numbers.
 """
 
@@ -54,13 +66,14 @@ import argparse
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
@@ -107,8 +120,11 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
 class LevelStats:
     level_pct: int
     delay_ms: float = 0.0  # added on top of the base delay
+    loaded: bool = False  # judged runs measured beside the CPU burners
     runs: int = 0
-    ours: int = 0
+    ours: int = 0  # our condition FAILed: it claims a regression
+    inconclusive: int = 0  # our condition said the data cannot decide
+    noisy: int = 0  # runs whose noise reading said the machine was busy
     keptn: int = 0
     rank_only: int = 0
     shifts_pct: list[float] = field(default_factory=list)  # measured median shift per run
@@ -238,21 +254,56 @@ def calibrate(service: Service, prober: Prober, target_ms: float) -> tuple[float
     return base, median_ms()
 
 
+# Runs in a child that forks the burners and exits, so they are not our descendants (the
+# noise sampler counts our own process tree as ours: a load generator is not noise) — a
+# neighbour's job. They stop by themselves after argv[2] seconds if nobody kills them.
+BURNER = r"""
+import os, sys, time
+if os.fork():
+    os._exit(0)
+os.setsid()
+for _ in range(int(sys.argv[1]) - 1):
+    if os.fork() == 0:
+        break
+if os.getpid() == os.getpgrp():
+    print(os.getpgrp(), flush=True)
+os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the caller reads our stdout to its end
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    pass
+"""
+
+
+@contextmanager
+def noisy_neighbour(cpus: int, limit_s: float = 120.0) -> Iterator[None]:
+    """CPU burners, one per CPU, outside our process tree, while the block runs."""
+    proc = subprocess.run(  # noqa: S603 - argument list, no shell
+        [sys.executable, "-c", BURNER, str(cpus), str(limit_s)],
+        stdout=subprocess.PIPE, check=True, timeout=30,
+    )
+    pgid = int(proc.stdout.split()[0])
+    try:
+        time.sleep(0.2)  # let them spin up before the window starts
+        yield
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
 def judge(
     cond: ConditionSpec, prober: Prober, result: CheckResult, window: Sequence[Run]
-) -> tuple[bool, bool, bool, str, float]:
-    """(ours flagged, Keptn flagged, rank test alone flagged, our reason, shift in %)."""
+) -> tuple[OutcomeStatus, bool, bool, str, float]:
+    """(our status, Keptn flagged, rank test alone flagged, our reason, shift in %)."""
     outcome = evaluate(cond, prober.check, result, WindowBaselines(window))
-    if outcome.status not in (OutcomeStatus.PASS, OutcomeStatus.FAIL):
+    if outcome.status not in (OutcomeStatus.PASS, OutcomeStatus.FAIL, OutcomeStatus.INCONCLUSIVE):
         raise RuntimeError(f"the regression condition could not judge: {outcome.reason}")
-    ours = outcome.status is OutcomeStatus.FAIL
     alpha = getattr(cond.params, "regression", RegressionSpec()).alpha
     rank_only = outcome.p_value is not None and outcome.p_value < alpha
     p95 = result.metrics[METRIC].value
     keptn = p95 > statistics.fmean(r.p95 for r in window) * (1 + KEPTN_MAX_INCREASE)
     pooled = statistics.median(s for r in window for s in r.samples)
     shift = (statistics.median(result.metrics[METRIC].samples) / pooled - 1) * 100
-    return ours, keptn, rank_only, outcome.reason, shift
+    return outcome.status, keptn, rank_only, outcome.reason, shift
 
 
 def benchmark(
@@ -276,26 +327,35 @@ def benchmark(
             prober = Prober(service, workdir, args.samples)
             base, median = calibrate(service, prober, args.target_median_ms)
             levels = [LevelStats(x, float(round(x / 100 * median))) for x in args.levels]
+            levels += [
+                LevelStats(x, float(round(x / 100 * median)), loaded=True)
+                for x in args.load_levels
+            ]
             window = [prober.run()[1] for _ in range(HISTORY)]
             log = record if record is not None else []
             log.extend(_entry(r, 0, history=True) for r in window)
+            cpus = os.cpu_count() or 1
             for _ in range(args.reps):
                 for stats in rng.sample(levels, len(levels)):
                     service.set_delay(base)
                     window = [*window[1:], prober.run()[1]]
                     log.append(_entry(window[-1], 0, history=True))
                     service.set_delay(base + stats.delay_ms)
-                    result, run = prober.run()
-                    ours, keptn, rank_only, reason, shift = judge(cond, prober, result, window)
+                    with noisy_neighbour(cpus) if stats.loaded else nullcontext():
+                        result, run = prober.run()
+                    status, keptn, rank_only, reason, shift = judge(cond, prober, result, window)
                     stats.runs += 1
-                    stats.ours += ours
+                    stats.ours += status is OutcomeStatus.FAIL
+                    stats.inconclusive += status is OutcomeStatus.INCONCLUSIVE
+                    stats.noisy += result.noise is not None and result.noise.noisy
                     stats.keptn += keptn
                     stats.rank_only += rank_only
                     stats.shifts_pct.append(shift)
                     stats.reasons.append(reason)
+                    noise = result.noise.reason if result.noise is not None else None
                     log.append(
-                        _entry(run, stats.level_pct, ours=ours, keptn=keptn,
-                               window=[r.run_id for r in window])
+                        _entry(run, stats.level_pct, loaded=stats.loaded, status=status.value,
+                               keptn=keptn, noise=noise, window=[r.run_id for r in window])
                     )
             service.set_delay(0)
     facts = {
@@ -333,28 +393,37 @@ def table(levels: Sequence[LevelStats], facts: dict[str, float], args: argparse.
         f" {facts['median_ms']:.1f} ms; ours: regression alpha {args.alpha:g},"
         f" min effect {args.min_effect_pct:g} %; Keptn: p95 > mean(last {HISTORY} p95) +10 %",
         "",
-        "| slowdown  | added delay | measured shift | ours (a)         | Keptn (b)        |"
-        " rank test only (c) |",
-        "|-----------|-------------|----------------|------------------|------------------|"
-        "--------------------|",
+        "| machine | slowdown  | added delay | measured shift | ours: FAIL (a)   |"
+        " ours: INCONCLUSIVE | Keptn (b)        | rank test only (c) | measured busy    |",
+        "|---------|-----------|-------------|----------------|------------------|"
+        "--------------------|------------------|--------------------|------------------|",
     ]
     for s in levels:
         name = "0 % (A/A)" if s.level_pct == 0 else f"+{s.level_pct} %"
+        machine = "loaded" if s.loaded else "quiet"
         lines.append(
-            f"| {name:<9} | {s.delay_ms:>8g} ms | {s.measured_pct:>+12.1f} % |"
-            f" {rate(s.ours, s.runs):<16} | {rate(s.keptn, s.runs):<16} |"
-            f" {rate(s.rank_only, s.runs):<18} |"
+            f"| {machine:<7} | {name:<9} | {s.delay_ms:>8g} ms | {s.measured_pct:>+12.1f} % |"
+            f" {rate(s.ours, s.runs):<16} | {rate(s.inconclusive, s.runs):<18} |"
+            f" {rate(s.keptn, s.runs):<16} | {rate(s.rank_only, s.runs):<18} |"
+            f" {rate(s.noisy, s.runs):<16} |"
         )
     lines += [
         "",
-        "Rates: at 0 % the false-alarm rate, above 0 % the detection rate.",
+        "Rates: at 0 % the false-alarm rate, above 0 % the detection rate. 'loaded': the judged"
+        f" run beside {int(facts['cpus'])} CPU burners outside our process tree (a neighbour's"
+        " job); its baseline runs quiet. INCONCLUSIVE claims no regression (it counts as a WARN"
+        " in a verdict); 'measured busy': the http check's noise reading said so.",
         f"Runtime {facts['runtime_s']:.0f} s on {int(facts['cpus'])} CPUs, load average"
         f" {facts['load_start']:.1f} at the start, {facts['load_end']:.1f} at the end,"
         f" benchmark and service at nice {int(facts['nice'])}.",
         "",
         "What an outcome says (the run with the typical shift of each level):",
     ]
-    lines += [f"  +{s.level_pct} %: {s.example}" for s in levels if s.example]
+    lines += [
+        f"  {'loaded' if s.loaded else 'quiet'} +{s.level_pct} %: {s.example}"
+        for s in levels
+        if s.example
+    ]
     return "\n".join(lines)
 
 
@@ -365,15 +434,25 @@ def verdict(levels: Sequence[LevelStats]) -> tuple[bool, str]:
     detections at +20 %. A tie at the best possible rate (0 % or 100 %) counts as met and is
     marked ``=``. Below the min effect (+5 %) detecting less is the design, not a loss.
     """
-    by_level = {s.level_pct: s for s in levels}
-    if 0 not in by_level or 20 not in by_level:
-        return False, "  the targets need the levels 0 and 20"
-    aa, x20 = by_level[0], by_level[20]
+    by_level = {s.level_pct: s for s in levels if not s.loaded}
+    loaded = {s.level_pct: s for s in levels if s.loaded}
+    if 0 not in by_level or 20 not in by_level or 0 not in loaded:
+        return False, "  the targets need the levels 0 and 20, and 0 under load"
+    aa, x20, aa_loaded = by_level[0], by_level[20], loaded[0]
     fa_ours, fa_keptn = aa.ours / aa.runs, aa.keptn / aa.runs
     det_ours, det_keptn = x20.ours / x20.runs, x20.keptn / x20.runs
+    fa_loaded = aa_loaded.ours / aa_loaded.runs
     checks = [
-        ("x" if fa_ours <= 0.05 else " ", f"false alarms at 0 %: {fa_ours:.0%} (target <= 5 %)"),
-        ("x" if det_ours >= 0.95 else " ", f"detection at +20 %: {det_ours:.0%} (target >= 95 %)"),
+        (
+            "x" if fa_loaded <= 0.05 else " ",
+            f"false alarms at 0 % under load: {fa_loaded:.0%} (target <= 5 %;"
+            f" Keptn {aa_loaded.keptn / aa_loaded.runs:.0%})",
+        ),
+        (
+            "x" if det_ours >= 0.95 else " ",
+            f"detection at +20 % on the quiet machine: {det_ours:.0%} (target >= 95 %)",
+        ),
+        ("x" if fa_ours <= 0.05 else " ", f"false alarms at 0 % quiet: {fa_ours:.0%} (<= 5 %)"),
         (
             _better(fa_keptn - fa_ours, fa_ours == 0),
             f"fewer false alarms than Keptn: {fa_ours:.0%} vs {fa_keptn:.0%}",
@@ -398,6 +477,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=20, help="repetitions per level (>= 20)")
     parser.add_argument("--samples", type=int, default=30, help="requests per endpoint per run")
     parser.add_argument("--levels", type=int, nargs="+", default=[0, 5, 10, 20, 50])
+    parser.add_argument(
+        "--load-levels", type=int, nargs="*", default=[0, 20, 50],
+        help="levels measured again beside CPU burners (the noisy neighbour); none: skip it",
+    )
     parser.add_argument("--target-median-ms", type=float, default=20.0)
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--min-effect-pct", type=float, default=5.0)
@@ -416,6 +499,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.reps, args.samples, args.levels, args.target_median_ms = 2, 10, [0, 50], 10.0
+        args.load_levels = [0]
     return args
 
 

@@ -39,6 +39,9 @@ _SEVERITY_FOR_PRIORITY = {
 # What a condition concludes when the data cannot decide (the check errored or was skipped,
 # the metric is missing, no baseline yet): its on_error / on_missing / on_no_baseline.
 Policy = Literal["fail", "warn", "ignore"]
+# What an INCONCLUSIVE outcome counts as in the verdict (a condition's ``on_inconclusive``):
+# never a pass, and a FAIL only when the pipeline says so.
+InconclusivePolicy = Literal["warn", "fail"]
 
 
 class CheckStatus(StrEnum):
@@ -76,6 +79,11 @@ _FINDING_RANK = {
 }
 
 
+# Units of metrics that depend on how fast the machine runs: a busy machine moves them
+# (latencies, durations, throughput), unlike counts, bytes or ratios.
+TIMING_UNITS = frozenset({"ms", "s", "rps"})
+
+
 @dataclass(frozen=True)
 class Metric:
     """One measured value; ``samples`` keeps the raw observations behind it."""
@@ -85,6 +93,11 @@ class Metric:
     unit: str = ""
     direction: Direction = Direction.LOWER
     samples: tuple[float, ...] = ()
+
+    @property
+    def timing(self) -> bool:
+        """Whether a busy machine moves it (:data:`TIMING_UNITS`)."""
+        return self.unit in TIMING_UNITS
 
 
 @dataclass(frozen=True)
@@ -117,9 +130,73 @@ class CheckResult:
     # Findings the project told the tool to hide (bandit's "# nosec"): reported, so nothing
     # disappears without a trace, but never counted by a findings limit.
     suppressed: list[Finding] = field(default_factory=list)
+    # The machine's state over a measurement check's window (None for other kinds).
+    noise: NoiseReading | None = None
 
     def add_metric(self, metric: Metric) -> None:
         self.metrics[metric.name] = metric
+
+
+@dataclass(frozen=True)
+class NoiseReading:
+    """How busy the machine was while a measurement check measured (support/noise.py).
+
+    ``noisy``: too busy to tell a slow target from a busy machine; ``allowance_pct``: how
+    far a timing may move on such a machine for no reason of the target's (a breach within
+    it is INCONCLUSIVE, one beyond it is still a breach); ``reason`` says why, in one line.
+    """
+
+    noisy: bool
+    reason: str
+    allowance_pct: float = 0.0
+    load_avg: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at start and end
+    cpus: int = 1
+    run_queue_max: int = 0  # most runnable tasks seen (procs_running), ours included
+    foreign_cpu_pct: float = 0.0  # CPU used by processes outside our tree, % of all cores
+    own_cpu_pct: float = 0.0  # CPU used by our process tree (load generator, target)
+    steal_pct: float | None = None  # CPU steal by a hypervisor, None where not reported
+    wait_pct: float | None = None  # runnable tasks' wait for a CPU (schedstat), % of the window
+    probe_ms: tuple[float, ...] = ()  # the fixed CPU-bound probe, timed before and after
+    probe_reference_ms: float | None = None  # the probe on an idle core (its fastest known run)
+    window_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How often a condition is wrong, measured by replaying the stored history
+    (``neuroerp-ci calibrate``): the false-alarm rate on A/A pairs of passing runs and the
+    detection rate of shifts injected into stored samples."""
+
+    false_alarm_pct: float | None  # None: too few passing runs to form A/A pairs
+    detection_pct: tuple[tuple[float, float], ...]  # (injected shift %, detected %)
+    runs: int  # passing runs replayed
+    pairs: int  # A/A pairs judged
+    budget_pct: float = 5.0  # the false-alarm budget of a blocking condition
+    over_budget: bool = False  # blocking, and its false-alarm rate exceeds the budget
+    measured_at: str = ""  # ISO 8601, UTC
+
+    def text(self) -> str:
+        """``false alarms 1.8 %, detects +20 % in 96 %, from 40 runs``."""
+        parts = []
+        if self.false_alarm_pct is None:
+            parts.append("false alarms unknown")
+        else:
+            parts.append(f"false alarms {self.false_alarm_pct:.1f} %")
+        parts += [f"detects +{shift:g} % in {rate:.0f} %" for shift, rate in self.detection_pct]
+        text = ", ".join(parts) + f", from {self.runs} runs"
+        if self.over_budget:
+            text += f" (over the {self.budget_pct:g} % false-alarm budget)"
+        return text
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """One re-measurement of a breached timing condition (``confirm = N``)."""
+
+    attempt: int  # 1 for the first re-measurement
+    value: float | None
+    breached: bool
+    reason: str
 
 
 class OutcomeStatus(StrEnum):
@@ -127,6 +204,9 @@ class OutcomeStatus(StrEnum):
     FAIL = "fail"  # counts against the verdict as blocking
     WARN = "warn"  # counts against the verdict as a warning
     INFO = "info"  # breached, reported, does not change the verdict
+    # The data cannot decide (a noisy machine, too few samples for the effect that matters):
+    # counts as the condition's on_inconclusive (warn by default), never as a pass.
+    INCONCLUSIVE = "inconclusive"
 
 
 @dataclass(frozen=True)
@@ -150,6 +230,26 @@ class Outcome:
     effect: float | None = None  # estimated shift, in % of the baseline
     effect_ci: tuple[float, float] | None = None  # its confidence interval, in %
     baseline_runs: tuple[str, ...] = ()  # run ids that formed the baseline
+    metric: str | None = None  # the metric the condition limits (None: findings, completed)
+    # The outcome only said "no baseline yet": it does not keep its run from a baseline.
+    no_baseline: bool = False
+    # The condition's form judged its limit breached (whatever the severity made of it); a
+    # breach of a timing condition is what ``confirm`` re-measures.
+    breached: bool = False
+    # For INCONCLUSIVE: what it counts as in the verdict (on_inconclusive); else None.
+    counts_as: OutcomeStatus | None = None
+    mde_pct: float | None = None  # the smallest shift the test detects at these samples, %
+    needed_n: int | None = None  # about how many samples per run would detect min_effect_pct
+    confirmations: tuple[Confirmation, ...] = ()  # re-measurements of a breach (confirm = N)
+    calibration: Calibration | None = None  # the condition's measured error rates
+
+    @property
+    def weight(self) -> OutcomeStatus:
+        """The status this outcome counts as in the verdict (INCONCLUSIVE counts as its
+        ``counts_as``, WARN when unset)."""
+        if self.status is OutcomeStatus.INCONCLUSIVE:
+            return self.counts_as or OutcomeStatus.WARN
+        return self.status
 
 
 @dataclass(frozen=True)
@@ -266,7 +366,7 @@ class StageReport:
     checks: list[CheckResult]
     outcomes: list[Outcome]
     summary: Summary = NO_SUMMARY
-    schema_version: int = 1
+    schema_version: int = 2  # report.json's (reports/json_report.SCHEMA_VERSION)
     # Whether the history store holds this run: None without a store, False until it does
     # (and for good when recording failed, with the reason in ``record_error``).
     recorded: bool | None = None

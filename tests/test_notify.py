@@ -105,6 +105,32 @@ def test_prometheus_text_is_read_back_by_prometheus_own_parser() -> None:
     assert sample(text, "neuroerp_ci_gate_last_run_timestamp_seconds") == 1772366442
 
 
+def test_inconclusive_outcomes_are_listed_as_what_they_count_as() -> None:
+    """An INCONCLUSIVE outcome is in ``failed`` or ``warned`` by its weight, labelled."""
+    base = report()
+    spike = Outcome(
+        "api-baseline", "p95_ms <= 300", OutcomeStatus.INCONCLUSIVE, Severity.BLOCKING, 412.0,
+        "300", "p95_ms 412 > 300; not confirmed: re-measured p95_ms 212 within <= 300",
+        counts_as=OutcomeStatus.WARN,
+    )  # fmt: skip
+    weak = Outcome(
+        "api-baseline", "p95_ms no regression", OutcomeStatus.INCONCLUSIVE, Severity.BLOCKING,
+        412.0, "", "cannot detect shifts below 38 %", counts_as=OutcomeStatus.FAIL,
+    )  # fmt: skip
+    outcomes = [*base.outcomes, spike, weak]
+    payload = webhook_payload(StageReport(**{**vars(base), "outcomes": outcomes}))
+    assert payload["failed"] == [
+        "api-baseline: p95_ms 412 > 300",
+        "api-baseline: inconclusive: cannot detect shifts below 38 %",
+    ]
+    assert payload["warned"] == [
+        "api-baseline: inconclusive: p95_ms 412 > 300; not confirmed: re-measured p95_ms 212"
+        " within <= 300"
+    ]
+    metrics = prometheus_text(StageReport(**{**vars(base), "outcomes": [spike, weak]}))
+    assert sample(metrics, "neuroerp_ci_gate_outcomes", status="inconclusive") == 2
+
+
 def test_label_values_are_escaped() -> None:
     text = prometheus_text(report(version='v"1\\beta\nnext'))
     assert sample(text, "neuroerp_ci_gate_info", version='v"1\\beta\nnext') == 1

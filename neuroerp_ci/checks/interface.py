@@ -12,9 +12,10 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
@@ -23,6 +24,7 @@ from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import NeuroErpCiError, ToolError
 from neuroerp_ci.model import CheckResult, CheckStatus, Priority
 from neuroerp_ci.support.hosts import LOOPBACK_HOSTS
+from neuroerp_ci.support.noise import NoiseSampler
 from neuroerp_ci.support.placeholders import expand
 from neuroerp_ci.support.text import printable_result
 
@@ -57,6 +59,19 @@ class Check:
 
 
 @dataclass(frozen=True)
+class LiveLimit:
+    """A limit a check watches while it runs, to stop once it is breached beyond doubt: a
+    stage condition's ``abort_on_fail`` (``{ metric = "p95_ms", max = 300 }`` -> metric
+    ``p95_ms``, op ``max``, limit 300). The check only stops early; the gate still judges the
+    metrics it returns, so the condition FAILs as it would have."""
+
+    metric: str
+    op: Literal["max", "min"]
+    limit: float
+    delay_s: float = 0.0  # seconds into the run before a breach may stop it
+
+
+@dataclass(frozen=True)
 class CheckContext:
     """What a check may touch while it runs."""
 
@@ -69,6 +84,8 @@ class CheckContext:
     advisories: tuple[Path, ...] = ()  # offline OSV advisory mirror folders, if configured
     # {env:NAME} / {secret:BLOCK} placeholder values ("env:NAME" -> value): secret, never shown
     secrets: Mapping[str, str] = field(default_factory=dict)
+    # The stage's abort_on_fail limits on this check (only kinds with live_metrics get any).
+    abort_when: tuple[LiveLimit, ...] = ()
 
 
 class CheckKind(ABC):
@@ -84,6 +101,8 @@ class CheckKind(ABC):
     placeholders: ClassVar[Mapping[str, frozenset[str]]] = {}
     # For a kind without default conditions: what ``completed`` alone already makes sure of.
     completed_means: ClassVar[str] = ""
+    # Metrics the kind watches while it runs and may stop on (``abort_on_fail``): () = none.
+    live_metrics: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def metric_names(self, settings: KindSettings) -> MetricNames:
@@ -124,16 +143,22 @@ def typed_settings(check: Check, model: type[SettingsT]) -> SettingsT:
 def execute_check(kind: CheckKind, check: Check, ctx: CheckContext) -> CheckResult:
     """Run one check and always return a result: failures become status ``error``."""
     started = time.perf_counter()
-    try:
-        ctx.work_dir.mkdir(parents=True, exist_ok=True)
-        result = kind.measure(check, with_check_env(check, ctx))
-    except NeuroErpCiError as exc:
-        result = CheckResult(check.id, check.kind, CheckStatus.ERROR, reason=str(exc))
-    except Exception as exc:  # noqa: BLE001 - a crashing kind must not crash the stage
-        result = CheckResult(
-            check.id, check.kind, CheckStatus.ERROR, reason=f"internal error: {exc!r}"
-        )
+    # A measurement records how busy the machine was while it measured (support/noise.py):
+    # the gate weighs a timing breach on a busy machine against what the machine explains.
+    sampler = NoiseSampler() if kind.exclusive else None
+    with sampler or nullcontext():
+        try:
+            ctx.work_dir.mkdir(parents=True, exist_ok=True)
+            result = kind.measure(check, with_check_env(check, ctx))
+        except NeuroErpCiError as exc:
+            result = CheckResult(check.id, check.kind, CheckStatus.ERROR, reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a crashing kind must not crash the stage
+            result = CheckResult(
+                check.id, check.kind, CheckStatus.ERROR, reason=f"internal error: {exc!r}"
+            )
     result.duration_s = round(time.perf_counter() - started, 3)
+    if sampler is not None:
+        result.noise = sampler.reading
     # File names and tool output may hold any bytes; reports and the store hold text.
     return printable_result(result)
 

@@ -34,6 +34,13 @@ when either reached 90 % or locust warned about its CPU). Gate it with
 ``{ check = "load-test", metric = "generator_saturated", max = 0, severity = "warning" }``:
 a saturated generator measured itself, not the target.
 
+Stopping early: a stage condition with ``abort_on_fail = true`` (an absolute limit on
+``p50_ms`` ``p90_ms`` ``p95_ms`` ``p99_ms``, ``failure_ratio`` or ``rps``) arrives as
+``ctx.abort_when``; the run is then watched about once a second and stopped once the limit is
+breached beyond doubt (:mod:`neuroerp_ci.checks._load_abort`). Such a check also reports
+``aborted`` (1 when stopped early) and ``time_saved_s`` (planned run time minus the time it ran),
+and its reason starts with "stopped early after 6.2 s: p95_ms 1012 > 300 beyond doubt ...".
+
 Distributed: ``workers = N`` starts N local ``locust --worker`` processes and a master bound
 to 127.0.0.1. ``workers = "external"`` starts only the master, bound to
 ``master_bind_host:master_bind_port``, and waits up to ``worker_wait_s`` for
@@ -67,6 +74,15 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from neuroerp_ci.checks._load_abort import (
+    LIVE_FILE,
+    LIVE_METRICS,
+    AbortWatch,
+    abort_metrics,
+    abort_reason,
+    run_watched,
+    stop_requested,
+)
 from neuroerp_ci.checks._locust_stats import (
     PERCENTILES,
     SATURATED_CPU_PCT,
@@ -176,11 +192,12 @@ class LocustLoadCheck(CheckKind):
     settings_model: ClassVar[type[KindSettings]] = LoadSettings
     exclusive: ClassVar[bool] = True
     needs_target: ClassVar[bool] = True
+    live_metrics: ClassVar[frozenset[str]] = LIVE_METRICS  # abort_on_fail (_load_abort)
 
     def metric_names(self, settings: KindSettings) -> MetricNames:
         per_endpoint = {"requests", "failures", "failure_ratio", "rps", "mean_ms", "max_ms"}
         per_endpoint |= set(PERCENTILES)
-        run = {"duration_s", "users", "task_exceptions"}
+        run = {"duration_s", "users", "task_exceptions", "aborted", "time_saved_s"}
         generator = {"generator_cpu_pct", "generator_busy_pct", "generator_saturated"}
         return MetricNames(
             fixed=frozenset(per_endpoint | run | generator),
@@ -219,13 +236,16 @@ class LocustLoadCheck(CheckKind):
         stats_path = work / (STATS_BASE + ".json")
         record_path = work / RECORD_FILE
         wrapper = work / WRAPPER_FILE
-        remove_stale(stats_path, record_path, work / LOG_FILE)
+        live_path = work / LIVE_FILE
+        remove_stale(stats_path, record_path, work / LOG_FILE, live_path)
+        watch = AbortWatch(ctx.abort_when, live_path) if ctx.abort_when else None
         wrapper.write_text(
             render_wrapper(
                 record_path=str(record_path),
                 warmup_s=settings.warmup_s,
                 stages=[s.model_dump() for s in settings.shape or []],
                 allowed_hosts=sorted(allowed_set(ctx.allowed_hosts)),
+                live_path=str(live_path) if watch else None,
             ),
             encoding="utf-8",
         )
@@ -245,7 +265,14 @@ class LocustLoadCheck(CheckKind):
                     worker_args(exe, files, port), settings.workers, ctx.project_dir, env, work
                 )
             remaining = check.timeout - (time.monotonic() - started)
-            run = run_tool(argv, cwd=ctx.project_dir, timeout=remaining, env=env, ok_codes=None)
+            if watch is None:
+                run = run_tool(
+                    argv, cwd=ctx.project_dir, timeout=remaining, env=env, ok_codes=None
+                )
+            else:  # judged about once a second; stopped once a limit is breached beyond doubt
+                run = run_watched(
+                    argv, cwd=ctx.project_dir, timeout=remaining, env=env, should_stop=watch.poll
+                )
         finally:
             worker_codes = workers.stop(WORKER_EXIT_GRACE_S)
             result.artifacts.update(workers.artifacts())
@@ -258,13 +285,26 @@ class LocustLoadCheck(CheckKind):
                 f"{describe(run.argv)} exited {run.returncode}: {run.tail()}"
                 + workers.failures(worker_codes)
             )
-        record = parse_run_record(read_json_file(record_path, "locust (run record)"))
+        raw_record = read_json_file(record_path, "locust (run record)")
+        record = parse_run_record(raw_record)
         rows = parse_stats(read_json_file(stats_path, "locust"))
         result.artifacts["locust_stats"] = str(stats_path)
         result.artifacts["locust_run"] = str(record_path)
-        for metric in interpret(record, rows, settings, run):
+        # Stopped early only when we asked and locust took the request; a locust that ended
+        # on its own before the planned duration is still an error (interpret()).
+        decision = watch.decision if watch else None
+        stopped_early = decision is not None and stop_requested(raw_record) is not None
+        for metric in interpret(record, rows, settings, run, stopped_early=stopped_early):
             result.add_metric(metric)
         result.reason = _reason(result.metrics, record)
+        if watch is not None:
+            ran = record.ran_s or 0.0
+            for metric in abort_metrics(stopped_early, ran, settings.planned_s):
+                result.add_metric(metric)
+            if stopped_early and decision is not None:
+                result.artifacts["locust_live"] = str(live_path)
+                early = abort_reason(decision, ran, settings.planned_s)
+                result.reason = f"{early}; {result.reason}"
         return result
 
 
@@ -310,9 +350,18 @@ def locust_env(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def interpret(
-    record: RunRecord, rows: Sequence[EndpointStats], settings: LoadSettings, run: ToolRun
+    record: RunRecord,
+    rows: Sequence[EndpointStats],
+    settings: LoadSettings,
+    run: ToolRun,
+    *,
+    stopped_early: bool = False,
 ) -> list[Metric]:
-    """Metrics of a finished run, or ToolError / TargetError when it cannot be trusted."""
+    """Metrics of a finished run, or ToolError / TargetError when it cannot be trusted.
+
+    ``stopped_early``: the run was stopped on purpose (abort_on_fail), so it is expected to
+    end before the planned duration.
+    """
     tail = run.tail()
     if record.refused:
         # No connection was made, but the failures sit in the timings: nothing to measure.
@@ -327,7 +376,7 @@ def interpret(
     planned = settings.planned_s
     # locust's -t timer counts from gevent's cached loop time, stale after its blocking
     # start-up: runs end up to ~1 s short on a busy machine without anything going wrong.
-    if ran < planned - max(EARLY_EXIT_SLACK_S, 0.1 * planned):
+    if not stopped_early and ran < planned - max(EARLY_EXIT_SLACK_S, 0.1 * planned):
         raise ToolError(f"locust stopped after {ran:.1f} s of the planned {planned:g} s: {tail}")
     total = aggregate(rows)
     if total.requests == 0:
@@ -468,21 +517,23 @@ def render_wrapper(
     warmup_s: float,
     stages: Sequence[Mapping[str, Any]],
     allowed_hosts: Sequence[str],
+    live_path: str | None = None,
 ) -> str:
     """The wrapper locustfile's source with its settings embedded as a JSON string literal.
 
     ``allowed_hosts`` are canonical (:func:`neuroerp_ci.support.hosts.allowed_set`): remote workers
     may not have neuroerp-ci installed, so the wrapper compares with them on its own terms.
+    ``live_path``: where the master writes its live snapshot for abort_on_fail (None: none).
     """
-    config = json.dumps(
-        {
-            "record": record_path,
-            "warmup_s": warmup_s,
-            "stages": [dict(s) for s in stages],
-            "allowed_hosts": list(allowed_hosts),
-        },
-        sort_keys=True,
-    )
+    settings: dict[str, Any] = {
+        "record": record_path,
+        "warmup_s": warmup_s,
+        "stages": [dict(s) for s in stages],
+        "allowed_hosts": list(allowed_hosts),
+    }
+    if live_path is not None:
+        settings["live"] = live_path
+    config = json.dumps(settings, sort_keys=True)
     return _WRAPPER.replace("__CONFIG__", repr(config))
 
 
@@ -499,6 +550,7 @@ import _socket
 import ipaddress
 import json
 import os
+import signal
 import socket
 import time
 
@@ -581,6 +633,7 @@ def _on_generator(environment, msg, **_kwargs):
 
 @events.init.add_listener
 def _on_init(environment, **_kwargs):
+    _state["environment"] = environment
     if isinstance(environment.runner, MasterRunner):
         environment.runner.register_message(_MESSAGE, _on_generator)
 
@@ -620,6 +673,45 @@ def _sample_users(runner):
     while True:  # the running user count once a second (a master sums its workers')
         gevent.sleep(1.0)
         _state["users"].append(runner.user_count)
+        if _CONFIG.get("live"):
+            _write_live(runner)
+
+
+def _write_live(runner):
+    # neuroerp-ci's abort_on_fail watch reads this (atomically replaced) once a second.
+    total = runner.stats.total
+    measured = _state.get("measured_from")
+    if measured is None and _CONFIG["warmup_s"] <= 0:
+        measured = _state.get("started")
+    snapshot = {
+        "t": time.time(),
+        "started": _state.get("started"),
+        "measured_from": measured,
+        "requests": total.num_requests,
+        "failures": total.num_failures,
+        "histogram": {str(k): v for k, v in total.response_times.items()},
+    }
+    path = _CONFIG["live"]
+    try:
+        with open(path + ".tmp", "w", encoding="utf-8") as fh:
+            json.dump(snapshot, fh)
+        os.replace(path + ".tmp", path)
+    except OSError:
+        pass  # no snapshot: nothing is stopped, the run goes to its end
+
+
+def _on_stop_request():
+    # SIGUSR1 from neuroerp-ci (abort_on_fail): quit as --run-time does, so test_stop,
+    # quitting and the --json-file stats all happen as at a normal end.
+    environment = _state.get("environment")
+    if environment is None or environment.runner is None or "stop_requested" in _state:
+        return
+    _state["stop_requested"] = time.time()
+    gevent.spawn(environment.runner.quit)
+
+
+if _CONFIG.get("live"):
+    gevent.signal_handler(signal.SIGUSR1, _on_stop_request)
 
 
 @events.test_stop.add_listener
@@ -677,6 +769,7 @@ def _on_quitting(environment, **_kwargs):
         "worker_cpu_warning": bool(getattr(runner, "worker_cpu_warning_emitted", False)),
         "workers": _state.get("workers", 0),
         "refused": _refused_total(),
+        "stop_requested": _state.get("stop_requested"),
     }
     path = _CONFIG["record"]
     with open(path + ".tmp", "w", encoding="utf-8") as fh:

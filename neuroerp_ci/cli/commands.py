@@ -212,7 +212,8 @@ def baseline_show(
     metric: Annotated[str | None, typer.Option("--metric", help="Only this metric.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Which runs form the baseline of each metric, and the baseline value (their median)."""
+    """Which runs form the baseline of each metric, and the baseline value (their median);
+    then the runs left out of it because a condition on the metric did not pass, and why."""
     from neuroerp_ci.support.formatting import format_number
 
     pipeline = load_pipeline(resolve_config_path(config))
@@ -223,6 +224,7 @@ def baseline_show(
             pipeline.target.name,
             runs=pipeline.baseline_runs,
             window_days=pipeline.baseline_window_days,
+            include=pipeline.baseline_include,
         )
         pairs = [
             (c, m)
@@ -230,6 +232,7 @@ def baseline_show(
             if (check is None or c == check) and (metric is None or m == metric)
         ]
         baselines = [b for b in (provider.baseline(c, m) for c, m in pairs) if b is not None]
+        left_out = [(c, m, gone) for c, m in pairs for gone in provider.left_out(c, m)]
         pinned = provider.pinned_run()
     if pinned is not None:
         source = f"pinned run {pinned}"
@@ -238,6 +241,11 @@ def baseline_show(
         source = f"last {pipeline.baseline_runs} passing runs" + (
             f" of the last {format_number(window)} days" if window is not None else ""
         )
+        source += (
+            ", every condition on the metric passed"
+            if pipeline.baseline_include == "pass"
+            else ", no condition on the metric failed"
+        )
     if as_json:
         typer.echo(
             json.dumps(
@@ -245,6 +253,7 @@ def baseline_show(
                     "stage": stage,
                     "target": pipeline.target.name,
                     "pinned": pinned,
+                    "include": pipeline.baseline_include,
                     "metrics": [
                         {
                             "check": b.check,
@@ -256,6 +265,18 @@ def baseline_show(
                         }
                         for b in baselines
                     ],
+                    "left_out": [
+                        {
+                            "check": c,
+                            "metric": m,
+                            "run_id": gone.run_id,
+                            "verdict": gone.verdict.value,
+                            "status": gone.status.value,
+                            "condition": gone.condition,
+                            "reason": gone.reason,
+                        }
+                        for c, m, gone in left_out
+                    ],
                 },
                 indent=2,
             )
@@ -263,22 +284,29 @@ def baseline_show(
         return
     if not baselines:
         out.print(f"No baseline yet for stage {stage} of {pipeline.target.name} ({source})")
-        return
-    table = Table(
-        title=f"Baseline of stage {stage} ({pipeline.target.name}): {source}", title_justify="left"
-    )
-    for column in ("check", "metric", "baseline", "values (newest first)", "samples", "runs"):
-        table.add_column(column)
-    for b in baselines:
-        table.add_row(
-            b.check,
-            b.metric,
-            format_number(b.value),
-            ", ".join(format_number(v) for v in b.values),
-            str(len(b.samples)),
-            ", ".join(b.runs),
+    else:
+        table = Table(
+            title=f"Baseline of stage {stage} ({pipeline.target.name}): {source}",
+            title_justify="left",
         )
-    _wide().print(table)
+        for column in ("check", "metric", "baseline", "values (newest first)", "samples", "runs"):
+            table.add_column(column)
+        for b in baselines:
+            table.add_row(
+                b.check,
+                b.metric,
+                format_number(b.value),
+                ", ".join(format_number(v) for v in b.values),
+                str(len(b.samples)),
+                ", ".join(b.runs),
+            )
+        _wide().print(table)
+    for c, m, gone in left_out:  # one line each, so a person can grep for a run
+        out.print(
+            f"left out of {c} {m}: run {gone.run_id} ({gone.verdict.value}):"
+            f" {c} {gone.condition} {gone.status.value}: {gone.reason}",
+            markup=False,
+        )
 
 
 @baseline_app.command("pin")
@@ -324,6 +352,52 @@ def baseline_invalidate(
     with _open_history(pipeline) as store, _known_run():
         record = store.invalidate(run_id, reason)
     out.print(f"Invalidated run {record.run_id} of stage {record.stage}: {reason.strip()}")
+
+
+@app.command()
+def calibrate(
+    stage: Annotated[str, typer.Argument(help="Stage whose conditions to calibrate.")],
+    config: ConfigOpt = None,
+    budget: Annotated[
+        float,
+        typer.Option(
+            "--budget",
+            min=0,
+            max=100,
+            help="False-alarm budget of a blocking condition, in %.",
+        ),
+    ] = 5.0,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="Newest passing runs to replay.")
+    ] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (and nothing else).")] = False,
+) -> None:
+    """Measure how often each condition of a stage is wrong, on the stage's own history.
+
+    Replays the passing runs of the stage through each condition on a metric: A/A pairs
+    (each run against the baseline of the runs before it) give the false-alarm rate, shifts
+    of +10/+20/+50 % injected into a run give the detection rates. The figures are stored
+    and shown beside each condition in every later report. Exit 0, or 1 when a blocking
+    condition's false-alarm rate exceeds the budget; 2 for an unknown stage.
+    """
+    from neuroerp_ci.cli.calibrating import (
+        calibrate_pipeline_stage,
+        calibration_notes,
+        calibration_table,
+    )
+
+    pipeline = load_pipeline(resolve_config_path(config))
+    pipeline.stage(stage)  # unknown stage: exit 2 before the store is opened
+    with _open_history(pipeline) as store:
+        result = calibrate_pipeline_stage(pipeline, stage, store, budget_pct=budget, limit=limit)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        if result.conditions:
+            _wide().print(calibration_table(result))
+        for line in calibration_notes(result):
+            out.print(line, markup=False)
+    raise typer.Exit(ExitCode.GATE_FAILED if result.over_budget else ExitCode.OK)
 
 
 # What the write probe writes (and removes) in the report directory: a device with less room

@@ -21,7 +21,9 @@ _MARK = {
 
 
 class ConsoleProgress:
-    """A :class:`~neuroerp_ci.run.runner.RunObserver` drawing on a rich console."""
+    """A :class:`~neuroerp_ci.run.runner.RunObserver` drawing on a rich console; it also
+    shows re-measurements of breached checks (``confirm``: "confirming api-latency"),
+    which are not counted as checks of the run."""
 
     def __init__(self, console: Console, checks: Sequence[Check]) -> None:
         self._console = console
@@ -63,10 +65,37 @@ class ConsoleProgress:
                 self._progress.remove_task(task)
             if self._overall is not None:
                 self._progress.advance(self._overall)
-            self._progress.console.print(
-                f"{_MARK[result.status]} {check.id:<22} {result.status.value:<7} "
-                f"{result.duration_s:6.1f} s  {redact(result.reason)}",
-                soft_wrap=True,
-                markup=True,
-                highlight=False,
+            self._line(_MARK[result.status], check.id, result)
+
+    def confirmation_started(self, check: Check, attempt: int) -> None:
+        # Said as a line too: a CI log shows no spinner, and a re-run can take a while.
+        text = f"confirming {check.id} ({_nth(attempt)} re-measurement of a breach)"
+        with self._lock:
+            self._running[_confirming(check, attempt)] = self._progress.add_task(
+                f"  {text}", total=None
             )
+            self._progress.console.print(f"↻ {text}", markup=False, highlight=False)
+
+    def confirmation_finished(self, check: Check, attempt: int, result: CheckResult) -> None:
+        with self._lock:
+            task = self._running.pop(_confirming(check, attempt), None)
+            if task is not None:
+                self._progress.remove_task(task)
+            self._line("[cyan]↻[/]", f"{check.id} (confirm {attempt})", result)
+
+    def _line(self, mark: str, name: str, result: CheckResult) -> None:
+        self._progress.console.print(
+            f"{mark} {name:<22} {result.status.value:<7} "
+            f"{result.duration_s:6.1f} s  {redact(result.reason)}",
+            soft_wrap=True,
+            markup=True,
+            highlight=False,
+        )
+
+
+def _confirming(check: Check, attempt: int) -> str:
+    return f"{check.id}\0confirm-{attempt}"  # cannot clash with a check id
+
+
+def _nth(attempt: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(attempt, f"{attempt}th")

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from neuroerp_ci.checks import KINDS, Check
 from neuroerp_ci.checks.metric_names import MetricNames
+from neuroerp_ci.config.abort import refuse_misplaced_abort
 from neuroerp_ci.config.pipeline import (
     DEFAULT_FILE,
     CheckEntry,
@@ -91,6 +92,7 @@ def parse_pipeline(raw: dict[str, Any], path: Path) -> Pipeline:
         store_url=spec.store.url,
         baseline_runs=spec.baseline.runs,
         baseline_window_days=spec.baseline.window_days,
+        baseline_include=spec.baseline.include,
         notify=spec.notify,
         secrets=spec.secrets,
     )
@@ -167,6 +169,7 @@ def _stage(
                 path, f"{where}.check", f"check {cond.check!r} is not part of stage {name!r}"
             )
         _refuse_unmeasurable(cond, checks[cond.check], names[cond.check], path, where)
+        refuse_misplaced_abort(cond, checks[cond.check], path, where)
     if spec.requires is not None and spec.requires not in all_stages:
         raise ConfigError(path, f"{key}.requires", f"unknown stage {spec.requires!r}")
     defaults: tuple[ConditionSpec, ...] = ()

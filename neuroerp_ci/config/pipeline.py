@@ -147,6 +147,8 @@ class StoreSpec(_Strict):
 class BaselineSpec(_Strict):
     runs: int = Field(default=5, ge=1, le=100)  # last N passing runs of the same stage/target
     window_days: float | None = Field(default=None, gt=0)  # and no older than this
+    # and in which every condition on the metric passed ("pass"), or none failed ("pass_or_warn")
+    include: Literal["pass", "pass_or_warn"] = "pass"
 
 
 class PipelineFile(_Strict):
@@ -201,6 +203,7 @@ class Pipeline:
     store_url: str | None = None
     baseline_runs: int = 5
     baseline_window_days: float | None = None
+    baseline_include: Literal["pass", "pass_or_warn"] = "pass"
     notify: NotifySpec = field(default_factory=NotifySpec)
     secrets: SecretsSpec = field(default_factory=SecretsSpec)
 

@@ -1,4 +1,8 @@
-"""The verdict of a stage: FAIL if any outcome failed, WARN if any warned, else PASS."""
+"""The verdict of a stage: FAIL if any outcome failed, WARN if any warned, else PASS.
+
+An INCONCLUSIVE outcome counts as what its condition's ``on_inconclusive`` says (WARN by
+default, FAIL when asked), never as a pass.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from neuroerp_ci.model import Outcome, OutcomeStatus, Summary, Verdict
 
 
 def decide(outcomes: Sequence[Outcome]) -> Verdict:
-    statuses = {o.status for o in outcomes}
+    statuses = {o.weight for o in outcomes}
     if OutcomeStatus.FAIL in statuses or not outcomes:
         return Verdict.FAIL  # nothing evaluated is not a pass
     if OutcomeStatus.WARN in statuses:
@@ -21,8 +25,8 @@ def summarize(stage: str, verdict: Verdict, outcomes: Sequence[Outcome]) -> Summ
     :func:`~neuroerp_ci.model.summary_line`)."""
     if not outcomes:
         return Summary(stage, Verdict.FAIL, evaluated=0)
-    failed = [o for o in outcomes if o.status is OutcomeStatus.FAIL]
-    warned = [o for o in outcomes if o.status is OutcomeStatus.WARN]
+    failed = [o for o in outcomes if o.weight is OutcomeStatus.FAIL]
+    warned = [o for o in outcomes if o.weight is OutcomeStatus.WARN]
     deciding = failed if verdict is Verdict.FAIL else warned
     distinct = tuple(dict.fromkeys(o.reason for o in deciding))  # one errored check, one reason
     return Summary(stage, verdict, distinct, evaluated=len(outcomes), deciding=len(deciding))

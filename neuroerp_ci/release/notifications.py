@@ -81,10 +81,13 @@ def resolve_webhook_url(
 
 
 def webhook_payload(report: StageReport, rollout: RolloutReport | None = None) -> dict[str, Any]:
-    """The JSON body: ``text`` (the summary) plus the run's identity and failed reasons."""
+    """The JSON body: ``text`` (the summary) plus the run's identity and the reasons of what
+    failed and warned, each as it counted in the verdict (an INCONCLUSIVE outcome as its
+    ``on_inconclusive``, labelled so)."""
     verdict = rollout.verdict if rollout else report.verdict
     summary = summary_line(rollout.summary if rollout else report.summary)
-    failed = [f"{o.check}: {o.reason}" for o in report.outcomes if o.status is OutcomeStatus.FAIL]
+    failed = _reasons(report, OutcomeStatus.FAIL)
+    warned = _reasons(report, OutcomeStatus.WARN)
     return {
         "text": f"neuroerp-ci {report.target} {report.version}: {summary}",
         "stage": report.stage,
@@ -94,7 +97,20 @@ def webhook_payload(report: StageReport, rollout: RolloutReport | None = None) -
         "run_id": report.run_id,
         "summary": summary,
         "failed": failed[:20],
+        "warned": warned[:20],
     }
+
+
+def _reasons(report: StageReport, weight: OutcomeStatus) -> list[str]:
+    """``check: reason`` of each outcome that counted as ``weight``; an INCONCLUSIVE one
+    says so (``api: inconclusive: ...``), so no one reads it as a confirmed breach."""
+    return [
+        f"{o.check}: inconclusive: {o.reason}"
+        if o.status is OutcomeStatus.INCONCLUSIVE
+        else f"{o.check}: {o.reason}"
+        for o in report.outcomes
+        if o.weight is weight
+    ]
 
 
 def send_webhook(

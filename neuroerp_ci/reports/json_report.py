@@ -1,7 +1,9 @@
 """``report.json`` and ``samples.json``: the machine-readable record of a stage run.
 
 The schema is documented in ``docs/report-schema.md``; bump :data:`SCHEMA_VERSION` for any
-change that is not a pure addition. Keys come out in a fixed order (metrics, artifacts and
+change that is not a pure addition (version 2 added the ``inconclusive`` outcome status, which
+a reader of version 1 would not know; the versions this code reads are
+:data:`READABLE_VERSIONS`). Keys come out in a fixed order (metrics, artifacts and
 tool versions sorted by name), indented by two spaces, enums as their string values. Raw
 metric samples stay out of ``report.json`` to keep it small: ``samples.json`` holds them, and
 :func:`report_from_dict` puts the two back together.
@@ -20,12 +22,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from neuroerp_ci.model import (
+    Calibration,
     CheckResult,
     CheckStatus,
+    Confirmation,
     Direction,
     Finding,
     FindingSeverity,
     Metric,
+    NoiseReading,
     Outcome,
     OutcomeStatus,
     Severity,
@@ -35,7 +40,9 @@ from neuroerp_ci.model import (
     summary_line,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 1 is version 2 without INCONCLUSIVE and the outcome keys it added: still readable.
+READABLE_VERSIONS = (1, 2)
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 JsonObject = dict[str, Any]
@@ -112,8 +119,9 @@ def report_from_dict(
     if not isinstance(data, Mapping):
         raise ValueError(f"report.json: expected an object, got {type(data).__name__}")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"report.json: schema_version {version!r} is not {SCHEMA_VERSION}")
+    if version not in READABLE_VERSIONS:
+        known = " or ".join(str(v) for v in READABLE_VERSIONS)
+        raise ValueError(f"report.json: schema_version {version!r} is not {known}")
     samples = samples or {}
     try:
         return StageReport(
@@ -200,7 +208,57 @@ def _check(result: CheckResult) -> JsonObject:
         "suppressed": [_finding(finding) for finding in result.suppressed],
         "artifacts": dict(sorted(result.artifacts.items())),
         "tool_versions": dict(sorted(result.tool_versions.items())),
+        # A measurement's machine state over its window; null for other kinds.
+        "noise": _noise(result.noise),
     }
+
+
+def _noise(noise: NoiseReading | None) -> JsonObject | None:
+    if noise is None:
+        return None
+    return {
+        "noisy": noise.noisy,
+        "reason": noise.reason,
+        "allowance_pct": _number(noise.allowance_pct),
+        "load_avg": [_number(v) for v in noise.load_avg],
+        "cpus": noise.cpus,
+        "run_queue_max": noise.run_queue_max,
+        "foreign_cpu_pct": _number(noise.foreign_cpu_pct),
+        "own_cpu_pct": _number(noise.own_cpu_pct),
+        "steal_pct": None if noise.steal_pct is None else _number(noise.steal_pct),
+        "wait_pct": None if noise.wait_pct is None else _number(noise.wait_pct),
+        "probe_ms": [_number(v) for v in noise.probe_ms],
+        "probe_reference_ms": (
+            None if noise.probe_reference_ms is None else _number(noise.probe_reference_ms)
+        ),
+        "window_s": _number(noise.window_s),
+    }
+
+
+def _noise_from(data: Mapping[str, Any] | None) -> NoiseReading | None:
+    if data is None:
+        return None
+    load = tuple(_float(v) for v in data.get("load_avg", (0.0, 0.0)))
+    steal, wait, reference = (
+        data.get("steal_pct"),
+        data.get("wait_pct"),
+        data.get("probe_reference_ms"),
+    )
+    return NoiseReading(
+        noisy=bool(data["noisy"]),
+        reason=str(data.get("reason", "")),
+        allowance_pct=_float(data.get("allowance_pct", 0.0)),
+        load_avg=(load[0], load[1]) if len(load) == 2 else (0.0, 0.0),
+        cpus=int(data.get("cpus", 1)),
+        run_queue_max=int(data.get("run_queue_max", 0)),
+        foreign_cpu_pct=_float(data.get("foreign_cpu_pct", 0.0)),
+        own_cpu_pct=_float(data.get("own_cpu_pct", 0.0)),
+        steal_pct=None if steal is None else _float(steal),
+        wait_pct=None if wait is None else _float(wait),
+        probe_ms=tuple(_float(v) for v in data.get("probe_ms", ())),
+        probe_reference_ms=None if reference is None else _float(reference),
+        window_s=_float(data.get("window_s", 0.0)),
+    )
 
 
 def _metric(metric: Metric) -> JsonObject:
@@ -243,8 +301,65 @@ def _outcome(outcome: Outcome) -> JsonObject:
             else [_number(outcome.effect_ci[0]), _number(outcome.effect_ci[1])]
         ),
         "baseline_runs": list(outcome.baseline_runs),
+        "metric": outcome.metric,
+        "no_baseline": outcome.no_baseline,
+        "breached": outcome.breached,
+        "counts_as": None if outcome.counts_as is None else outcome.counts_as.value,
+        "mde_pct": _optional(outcome.mde_pct),
+        "needed_n": outcome.needed_n,
+        "confirmations": [_confirmation(c) for c in outcome.confirmations],
+        "calibration": _calibration(outcome.calibration),
         "reason": outcome.reason,
     }
+
+
+def _confirmation(confirmation: Confirmation) -> JsonObject:
+    """One re-measurement of a breached timing condition (``confirm = N``)."""
+    return {
+        "attempt": confirmation.attempt,
+        "value": _optional(confirmation.value),
+        "breached": confirmation.breached,
+        "reason": confirmation.reason,
+    }
+
+
+def _confirmation_from(data: Mapping[str, Any]) -> Confirmation:
+    return Confirmation(
+        attempt=int(data["attempt"]),
+        value=_optional_from(data.get("value")),
+        breached=bool(data["breached"]),
+        reason=str(data.get("reason", "")),
+    )
+
+
+def _calibration(calibration: Calibration | None) -> JsonObject | None:
+    """The condition's measured error rates (``neuroerp-ci calibrate``), with their line."""
+    if calibration is None:
+        return None
+    return {
+        "false_alarm_pct": _optional(calibration.false_alarm_pct),
+        "detection_pct": [[_number(s), _number(r)] for s, r in calibration.detection_pct],
+        "runs": calibration.runs,
+        "pairs": calibration.pairs,
+        "budget_pct": _number(calibration.budget_pct),
+        "over_budget": calibration.over_budget,
+        "measured_at": calibration.measured_at,
+        "text": calibration.text(),
+    }
+
+
+def _calibration_from(data: Mapping[str, Any] | None) -> Calibration | None:
+    if data is None:
+        return None
+    return Calibration(
+        false_alarm_pct=_optional_from(data.get("false_alarm_pct")),
+        detection_pct=tuple((_float(s), _float(r)) for s, r in data.get("detection_pct", ())),
+        runs=int(data["runs"]),
+        pairs=int(data["pairs"]),
+        budget_pct=_float(data.get("budget_pct", Calibration(None, (), 0, 0).budget_pct)),
+        over_budget=bool(data.get("over_budget", False)),
+        measured_at=str(data.get("measured_at", "")),
+    )
 
 
 def _check_from(data: Mapping[str, Any], samples: Mapping[str, Any]) -> CheckResult:
@@ -269,6 +384,7 @@ def _check_from(data: Mapping[str, Any], samples: Mapping[str, Any]) -> CheckRes
         artifacts={str(k): str(v) for k, v in data.get("artifacts", {}).items()},
         tool_versions={str(k): str(v) for k, v in data.get("tool_versions", {}).items()},
         suppressed=[_finding_from(f) for f in data.get("suppressed", [])],
+        noise=_noise_from(data.get("noise")),
     )
 
 
@@ -290,6 +406,7 @@ def _outcome_from(data: Mapping[str, Any]) -> Outcome:
     ci = data.get("effect_ci")
     if ci is not None and len(ci) != 2:
         raise ValueError(f"effect_ci must have 2 numbers, got {ci!r}")
+    counts_as = data.get("counts_as")
     return Outcome(
         check=str(data["check"]),
         condition=str(data["condition"]),
@@ -304,4 +421,12 @@ def _outcome_from(data: Mapping[str, Any]) -> Outcome:
         effect=_optional_from(data.get("effect")),
         effect_ci=None if ci is None else (_float(ci[0]), _float(ci[1])),
         baseline_runs=tuple(str(r) for r in data.get("baseline_runs", ())),
+        metric=None if data.get("metric") is None else str(data["metric"]),
+        no_baseline=bool(data.get("no_baseline", False)),
+        breached=bool(data.get("breached", False)),
+        counts_as=None if counts_as is None else OutcomeStatus(counts_as),
+        mde_pct=_optional_from(data.get("mde_pct")),
+        needed_n=None if data.get("needed_n") is None else int(data["needed_n"]),
+        confirmations=tuple(_confirmation_from(c) for c in data.get("confirmations", ())),
+        calibration=_calibration_from(data.get("calibration")),
     )

@@ -7,6 +7,9 @@ shows up). The mapping:
 - ``fail``: a ``<failure message="reason">`` with the details;
 - any other status on a skipped check: ``<skipped message="reason">``;
 - ``warn``: passes, its ``<system-out>`` says ``WARNING: reason``;
+- ``inconclusive`` (the data could not decide): as what it counts as in the verdict, its
+  condition's ``on_inconclusive``: a ``<failure>`` when it counts as a fail, else passes with
+  ``WARNING: inconclusive: reason``;
 - ``info``: passes, its ``<system-out>`` says ``INFO: reason``;
 - ``pass``: passes, its ``<system-out>`` says ``PASS: reason``.
 
@@ -29,6 +32,7 @@ from neuroerp_ci.model import (
     StageReport,
     summary_line,
 )
+from neuroerp_ci.reports.markdown import status_text
 from neuroerp_ci.support.formatting import format_number, format_value, plain_text
 
 SUITE_PREFIX = "neuroerp-ci"
@@ -93,21 +97,26 @@ def _testcase(suite_name: str, outcome: Outcome, checks: Mapping[str, CheckResul
     for name, value in (
         ("severity", outcome.severity.value),
         ("status", outcome.status.value),
+        *_inconclusive_properties(outcome),
         ("value", format_value(outcome.value)),
         ("target", outcome.target),
         ("baseline", format_value(outcome.baseline)),
         *_baseline_properties(outcome),
+        *_calibration_property(outcome),
     ):
         ET.SubElement(properties, "property", {"name": name, "value": _clean(value)})
     reason = _clean(outcome.reason)
-    if outcome.status is OutcomeStatus.FAIL:
+    # An INCONCLUSIVE outcome shows as what it counts as in the verdict (its weight).
+    if outcome.weight is OutcomeStatus.FAIL:
         attributes = {"message": reason, "type": outcome.severity.value}
         failure = ET.SubElement(case, "failure", attributes)
         failure.text = _details(outcome, result)
     elif result is not None and result.status is CheckStatus.SKIPPED:
         ET.SubElement(case, "skipped", {"message": reason})
     else:
-        ET.SubElement(case, "system-out").text = f"{_STATUS_PREFIX[outcome.status]}: {reason}"
+        said = "inconclusive: " if outcome.status is OutcomeStatus.INCONCLUSIVE else ""
+        prefix = _STATUS_PREFIX[outcome.weight]
+        ET.SubElement(case, "system-out").text = f"{prefix}: {said}{reason}"
     return case
 
 
@@ -120,6 +129,17 @@ def _details(outcome: Outcome, result: CheckResult | None) -> str:
         f"baseline: {format_value(outcome.baseline)}",
         *(f"{name}: {value}" for name, value in _baseline_properties(outcome)),
         f"severity: {outcome.severity.value}",
+        *(
+            [f"status: {status_text(outcome)}"]
+            if outcome.status is OutcomeStatus.INCONCLUSIVE
+            else []
+        ),
+        *(
+            f"{name}: {value}"
+            for name, value in _inconclusive_properties(outcome)
+            if name != "counts_as"  # the status line says it
+        ),
+        *(f"{name}: {value}" for name, value in _calibration_property(outcome)),
     ]
     if result is not None and result.status is not CheckStatus.OK:
         lines.append(f"check {result.status.value}: {result.reason}")
@@ -141,6 +161,29 @@ def _baseline_properties(outcome: Outcome) -> list[tuple[str, str]]:
     if outcome.baseline_runs:
         shown.append(("baseline_runs", ", ".join(outcome.baseline_runs)))
     return shown
+
+
+def _inconclusive_properties(outcome: Outcome) -> list[tuple[str, str]]:
+    """What an outcome says about its own certainty, when it says anything: what an
+    INCONCLUSIVE counts as, the smallest effect its test detects, the samples that would
+    decide, and the re-measurements of a breach (``confirm``)."""
+    shown: list[tuple[str, str]] = []
+    if outcome.status is OutcomeStatus.INCONCLUSIVE:
+        shown.append(("counts_as", outcome.weight.value))
+    if outcome.mde_pct is not None:
+        shown.append(("mde_pct", format_number(outcome.mde_pct)))
+    if outcome.needed_n is not None:
+        shown.append(("needed_n", str(outcome.needed_n)))
+    if outcome.confirmations:
+        shown.append(("confirmations", "; ".join(c.reason for c in outcome.confirmations)))
+    return shown
+
+
+def _calibration_property(outcome: Outcome) -> list[tuple[str, str]]:
+    """The condition's measured error rates (``neuroerp-ci calibrate``), when stored."""
+    if outcome.calibration is None:
+        return []
+    return [("calibration", outcome.calibration.text())]
 
 
 def _seconds(value: float) -> str:

@@ -14,6 +14,7 @@ from neuroerp_ci.model import (
     CheckResult,
     CheckStatus,
     Finding,
+    NoiseReading,
     Outcome,
     OutcomeStatus,
     StageReport,
@@ -27,7 +28,14 @@ MAX_METRICS_PER_CHECK = 30
 MAX_MESSAGE_CHARS = 200  # advisory texts can be whole paragraphs; report.json keeps them whole
 
 OUTCOME_COLUMNS = (
-    "status", "check", "condition", "value", "target", "baseline", "change", "reason",
+    "status",
+    "check",
+    "condition",
+    "value",
+    "target",
+    "baseline",
+    "change",
+    "reason",
 )
 # Shown in report.md only when some outcome has them (conditions against the baseline).
 _OPTIONAL_COLUMNS = {"baseline": "baseline", "change": "change_pct"}
@@ -36,16 +44,19 @@ _VERDICT_MARK = {Verdict.PASS: "✅", Verdict.WARN: "⚠️", Verdict.FAIL: "❌
 _OUTCOME_MARK = {
     OutcomeStatus.FAIL: "❌",
     OutcomeStatus.WARN: "⚠️",
+    OutcomeStatus.INCONCLUSIVE: "❔",
     OutcomeStatus.INFO: "ℹ️",
     OutcomeStatus.PASS: "✅",
 }
 _CHECK_MARK = {CheckStatus.OK: "✅", CheckStatus.ERROR: "💥", CheckStatus.SKIPPED: "⏭️"}
-# Failing first: what decided the verdict is what a reader looks for.
+# Failing first: what decided the verdict is what a reader looks for. INCONCLUSIVE (the
+# data could not decide) comes after the breaches and before what passed.
 _OUTCOME_ORDER = {
     OutcomeStatus.FAIL: 0,
     OutcomeStatus.WARN: 1,
-    OutcomeStatus.INFO: 2,
-    OutcomeStatus.PASS: 3,
+    OutcomeStatus.INCONCLUSIVE: 2,
+    OutcomeStatus.INFO: 3,
+    OutcomeStatus.PASS: 4,
 }
 # "<" followed by a letter, "/", "!" or "?" could open an HTML tag; "<= 300" cannot.
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
@@ -81,7 +92,7 @@ def outcome_rows(report: StageReport) -> list[dict[str, str]]:
     """
     return [
         {
-            "status": outcome.status.value,
+            "status": status_text(outcome),
             "check": outcome.check,
             "condition": outcome.condition,
             "value": format_value(outcome.value),
@@ -92,6 +103,14 @@ def outcome_rows(report: StageReport) -> list[dict[str, str]]:
         }
         for outcome in _failing_first(report.outcomes)
     ]
+
+
+def status_text(outcome: Outcome) -> str:
+    """The status as shown: ``fail``, ..., and for INCONCLUSIVE what it counts as in the
+    verdict (``inconclusive (counts as warn)``), so no reader takes it for a pass."""
+    if outcome.status is OutcomeStatus.INCONCLUSIVE:
+        return f"{outcome.status.value} (counts as {outcome.weight.value})"
+    return outcome.status.value
 
 
 def change_text(change_pct: float | None) -> str:
@@ -185,9 +204,25 @@ def _outcomes_table(report: StageReport) -> str:
     columns = [c for c in OUTCOME_COLUMNS if c not in hidden]
     rows = []
     for outcome, row in zip(_failing_first(report.outcomes), outcome_rows(report), strict=True):
-        row["status"] = f"{_OUTCOME_MARK[outcome.status]} {outcome.status.value}"
+        row["status"] = f"{_OUTCOME_MARK[outcome.status]} {status_text(outcome)}"
         rows.append([row[c] for c in columns])
-    return _table([c.capitalize() for c in columns], rows)
+    header = [c.capitalize() for c in columns]
+    return _table(*_with_calibration(_failing_first(report.outcomes), header, rows))
+
+
+def _with_calibration(
+    outcomes: Sequence[Outcome], header: list[str], rows: list[list[str]]
+) -> tuple[list[str], list[list[str]]]:
+    """A Calibration column before the reason (``neuroerp-ci calibrate``'s measured error
+    rates of each condition), when some outcome has one; ``rows`` are in ``outcomes`` order."""
+    if all(o.calibration is None for o in outcomes):
+        return header, rows
+    at = header.index("Reason") if "Reason" in header else len(header)
+    texts = [MISSING if o.calibration is None else o.calibration.text() for o in outcomes]
+    return (
+        [*header[:at], "Calibration", *header[at:]],
+        [[*row[:at], text, *row[at:]] for row, text in zip(rows, texts, strict=True)],
+    )
 
 
 def _checks_table(checks: Sequence[CheckResult]) -> str:
@@ -204,7 +239,20 @@ def _checks_table(checks: Sequence[CheckResult]) -> str:
         ]
         for result in checks
     ]
-    return _table(["Check", "Kind", "Status", "Duration", "Findings", "Reason"], rows)
+    table = _table(["Check", "Kind", "Status", "Duration", "Findings", "Reason"], rows)
+    machine = [_machine_line(r.check_id, r.noise) for r in checks if r.noise is not None]
+    return table + ("\n\nWhile measuring:\n\n" + "\n".join(machine) if machine else "")
+
+
+def _machine_line(check_id: str, noise: NoiseReading) -> str:
+    """``- api-latency: Machine: busy (other processes used 48 % of 2 CPUs, ...; timings may
+    move by up to 200 % for it)``: the reading's reason without its own ``machine busy:``."""
+    head, sep, figures = noise.reason.partition(": ")
+    figures = figures if sep else head
+    state = "busy" if noise.noisy else "quiet"
+    if noise.noisy:
+        figures += f"; timings may move by up to {noise.allowance_pct:g} % for it"
+    return f"- {_escape_inline(check_id)}: Machine: {state} ({_escape_inline(figures)})"
 
 
 def _metrics_tables(checks: Sequence[CheckResult]) -> str:

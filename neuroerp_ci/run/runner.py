@@ -18,14 +18,29 @@ from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 from neuroerp_ci.checks import KINDS, Check, CheckContext, execute_check, skipped
+from neuroerp_ci.checks.interface import LiveLimit
 from neuroerp_ci.config import Pipeline
+from neuroerp_ci.config.abort import abort_limits
 from neuroerp_ci.config.secret_refs import collect_secrets
 from neuroerp_ci.dag import order
 from neuroerp_ci.errors import ConfigError, SetupError, TargetError
-from neuroerp_ci.gates import NO_BASELINES, BaselineProvider, decide, evaluate_stage, summarize
-from neuroerp_ci.model import CheckResult, CheckStatus, StageReport
+from neuroerp_ci.gates import (
+    NO_BASELINES,
+    BaselineProvider,
+    ConditionSpec,
+    decide,
+    evaluate_stage,
+    summarize,
+)
+from neuroerp_ci.model import Calibration, CheckResult, CheckStatus, Outcome, StageReport
 from neuroerp_ci.project.interpreter import Interpreter, find_interpreter, interpreter_outcome
 from neuroerp_ci.reports.writer import default_output_dir, new_run_id, write_reports
+from neuroerp_ci.run.confirmation import (
+    ConfirmingObserver,
+    Remeasure,
+    confirm_breaches,
+    work_name,
+)
 from neuroerp_ci.run.target import (
     TargetInfo,
     Workspace,
@@ -176,24 +191,47 @@ def run_stage(
             )
             base_ctx = replace(base_ctx, project_dir=work.project_dir)
             results = run_checks(
-                checks, base_ctx, target, executor, observer, grants=secrets.grants, scope=scope
+                checks,
+                base_ctx,
+                target,
+                executor,
+                observer,
+                grants=secrets.grants,
+                scope=scope,
+                abort_when=abort_limits(stage.conditions),
             )
-        for check in checks:  # each report names the interpreter its check ran on
-            if runs_on_interpreter(check):
-                results[check.id].tool_versions.setdefault(
-                    "python", f"{interpreter.version} at {interpreter.path}"
+            for check in checks:  # each report names the interpreter its check ran on
+                if runs_on_interpreter(check):
+                    results[check.id].tool_versions.setdefault(
+                        "python", f"{interpreter.version} at {interpreter.path}"
+                    )
+            baselines: BaselineProvider = NO_BASELINES
+            if store is not None:
+                baselines = store.baseline_provider(
+                    stage.name,
+                    pipeline.target.name,
+                    runs=pipeline.baseline_runs,
+                    window_days=pipeline.baseline_window_days,
+                    include=pipeline.baseline_include,
+                    exclude_run_id=run_id,
                 )
-        baselines: BaselineProvider = NO_BASELINES
-        if store is not None:
-            baselines = store.baseline_provider(
-                stage.name,
-                pipeline.target.name,
-                runs=pipeline.baseline_runs,
-                window_days=pipeline.baseline_window_days,
-                exclude_run_id=run_id,
+            conditions = stage.conditions_by_check()
+            outcomes = evaluate_stage(stage.name, conditions, pipeline.checks, results, baselines)
+            # Judged while the target still runs: a breached measurement is re-measured
+            # (confirm = N) before it counts.
+            remeasure = remeasurer(
+                base_ctx, target, executor, observer, secrets.grants, scope, stage.conditions
             )
-        conditions = stage.conditions_by_check()
-        outcomes = evaluate_stage(stage.name, conditions, pipeline.checks, results, baselines)
+            outcomes = confirm_breaches(
+                outcomes,
+                conditions,
+                pipeline.checks,
+                results,
+                remeasure,
+                baselines,
+                stage=stage.name,
+            )
+        outcomes = with_calibrations(outcomes, store, stage.name, pipeline.target.name)
         if uses_interpreter(pipeline, checks, needs_target):
             warning = interpreter_outcome(interpreter)
             outcomes = [warning, *outcomes] if warning else outcomes
@@ -225,6 +263,25 @@ def run_stage(
         # What the tools, setup and the target wrote themselves (reports, logs).
         redact_tree(out_dir / "checks", out_dir / "setup", out_dir / "target.log")
     return StageOutcome(report, out_dir, files)
+
+
+def with_calibrations(
+    outcomes: Sequence[Outcome], store: HistoryStore | None, stage: str, target: str
+) -> list[Outcome]:
+    """Each outcome with its condition's measured error rates (``neuroerp-ci calibrate``),
+    found by check and condition text. Without a store, or when it cannot be read, the
+    outcomes stay as they are: the figures inform a reader, they never decide or break a run.
+    """
+    known: dict[tuple[str, str], Calibration] = {}
+    if store is not None:
+        with suppress(StoreError):
+            known = store.calibrations(stage, target)
+    return [
+        replace(o, calibration=known[(o.check, o.condition)])
+        if (o.check, o.condition) in known
+        else o
+        for o in outcomes
+    ]
 
 
 def write_and_record(
@@ -288,11 +345,13 @@ def run_checks(
     observer: RunObserver,
     grants: Mapping[str, Mapping[str, str]] | None = None,
     scope: ProcessScope | None = None,
+    abort_when: Mapping[str, tuple[LiveLimit, ...]] | None = None,
 ) -> dict[str, CheckResult]:
     """Submit every check in dependency order; exclusive (measurement) checks run alone.
 
     ``grants``: check id -> environment variables only that check gets (``[secrets] grant``).
     ``scope``: the run's process scope; once it is stopped, no check starts anything.
+    ``abort_when``: check id -> the stage's abort_on_fail limits on it (its CheckContext's).
     """
     by_id = {c.id: c for c in checks}
     exclusive = {c.id for c in checks if KINDS[c.kind].exclusive}
@@ -301,12 +360,52 @@ def run_checks(
     for check_id in order({c.id: c.dependencies for c in checks}, exclusive):
         check = by_id[check_id]
         after = list(handles.values()) if check_id in exclusive else barrier
-        job = _job(check, base_ctx, target, observer, (grants or {}).get(check_id, {}), scope)
+        job = _job(
+            check,
+            base_ctx,
+            target,
+            observer,
+            (grants or {}).get(check_id, {}),
+            scope,
+            (abort_when or {}).get(check_id, ()),
+        )
         deps = [handles[d] for d in check.dependencies]
         handles[check_id] = executor.submit(check, job, deps, after)
         if check_id in exclusive:
             barrier = [handles[check_id]]
     return {cid: executor.result(h) for cid, h in handles.items()}
+
+
+def remeasurer(
+    base_ctx: CheckContext,
+    target: TargetInfo | TargetError | None,
+    executor: CheckExecutor[H],
+    observer: RunObserver,
+    grants: Mapping[str, Mapping[str, str]],
+    scope: ProcessScope,
+    conditions: Sequence[ConditionSpec],
+) -> Remeasure:
+    """How :func:`~neuroerp_ci.run.confirmation.confirm_breaches` re-runs a check: the
+    same job as its first run (context, grants, scope, abort limits) through the same
+    executor, alone (every other check is done), its outputs in ``<id>.confirm-<n>/``."""
+    limits = abort_limits(conditions)
+
+    def remeasure(check: Check, attempt: int) -> CheckResult:
+        name = work_name(check.id, attempt)
+        job = _job(
+            check,
+            base_ctx,
+            target,
+            ConfirmingObserver(observer, attempt),
+            grants.get(check.id, {}),
+            scope,
+            limits.get(check.id, ()),
+            work=name,
+        )
+        # Named for the executor (a Prefect task run "<id>.confirm-<n>"); the job runs check.
+        return executor.result(executor.submit(replace(check, id=name), job, [], []))
+
+    return remeasure
 
 
 def _job(
@@ -316,7 +415,11 @@ def _job(
     observer: RunObserver,
     granted: Mapping[str, str],
     scope: ProcessScope | None = None,
+    abort_when: tuple[LiveLimit, ...] = (),
+    work: str | None = None,
 ) -> CheckJob:
+    """The job of one check run; ``work``: its folder under the run's checks (default: the
+    check id)."""
     kind = KINDS[check.kind]
     scope = scope or ProcessScope()
 
@@ -338,7 +441,12 @@ def _job(
             )
         else:
             env = {**base_ctx.env, **granted}
-            ctx = replace(base_ctx, work_dir=base_ctx.work_dir / check.id, env=env)
+            ctx = replace(
+                base_ctx,
+                work_dir=base_ctx.work_dir / (work or check.id),
+                env=env,
+                abort_when=abort_when,
+            )
             with scope.active():  # its tools die with the run
                 result = execute_check(kind, check, ctx)
             redact_tree(ctx.work_dir)  # the tool's own outputs, at once

@@ -1,9 +1,17 @@
 """Baseline selection: which earlier runs a metric of this run is compared with.
 
 For each metric, the baseline is the pinned run of the stage and target if there is one
-(exactly that run, whatever its age), else the last ``runs`` runs of the same stage and target
-that finished PASS or WARN, are not invalidated, started within the window, and measured the
-metric with a check that completed. A run still ``running`` (or killed) never counts.
+(exactly that run, whatever its age: whoever pinned it chose it), else the last ``runs`` runs
+of the same stage and target that finished PASS or WARN, are not invalidated, started within
+the window, measured the metric with a check that completed, and in which every condition on
+that metric of that check passed. A run still ``running`` (or killed) never counts.
+
+Why the last rule: a slowdown that only warns would otherwise become the baseline itself and,
+a few runs later, pass against its own slow history. With ``include = "pass"`` (default) any
+outcome on the metric that did not pass keeps its run out (WARN, INFO, INCONCLUSIVE, FAIL);
+with ``"pass_or_warn"`` only one that counted as a FAIL does. An outcome that only said "no
+baseline yet" never keeps its run out, or no baseline could ever form; neither does an
+outcome recorded before the store knew which metric a condition limits (``metric`` NULL).
 """
 
 from __future__ import annotations
@@ -12,15 +20,32 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
-from sqlalchemy import ColumnElement, Select, and_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
 from sqlalchemy.engine import Connection
 
-from neuroerp_ci.model import Baseline, CheckStatus
+from neuroerp_ci.model import Baseline, CheckStatus, OutcomeStatus, Verdict
 from neuroerp_ci.store.records import PASSING, RunStatus, samples_from_json
-from neuroerp_ci.store.schema import check_results, metrics, runs
+from neuroerp_ci.store.schema import check_results, metrics, outcomes, runs
 
 Reader = Callable[[], AbstractContextManager[Connection]]
+
+# Which outcomes on a metric still let their run be its baseline (``[baseline] include``):
+# "pass": only passes; "pass_or_warn": anything that did not count as a FAIL.
+BaselineInclude = Literal["pass", "pass_or_warn"]
+BASELINE_INCLUDE: tuple[BaselineInclude, ...] = ("pass", "pass_or_warn")
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """One outcome that kept a candidate run out of a metric's baseline (``baseline show``)."""
+
+    run_id: str
+    verdict: Verdict
+    status: OutcomeStatus
+    condition: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -33,6 +58,7 @@ class BaselineSelection:
     window_days: float | None = None
     exclude_run_id: str | None = None  # the run being judged
     now: datetime | None = None  # the window ends here (default: when the provider was made)
+    include: BaselineInclude = "pass"  # which outcomes on the metric a baseline run may have
 
     def since(self) -> datetime | None:
         """The oldest start time the window admits, naive UTC; None without a window."""
@@ -54,6 +80,8 @@ class StoreBaselineProvider:
     def __init__(self, read: Reader, selection: BaselineSelection) -> None:
         if selection.runs < 1:
             raise ValueError(f"a baseline needs at least 1 run, got {selection.runs}")
+        if selection.include not in BASELINE_INCLUDE:
+            raise ValueError(f"baseline include must be one of {BASELINE_INCLUDE}")
         self._read = read
         self.selection = selection
         self._since = selection.since()
@@ -75,7 +103,7 @@ class StoreBaselineProvider:
         if pinned is not None:
             query = query.where(runs.c.run_id == pinned)
         else:
-            query = self._window(query).limit(self.selection.runs)
+            query = self.qualified(check, metric).limit(self.selection.runs)
         with self._read() as conn:
             rows = conn.execute(query).all()
         if not rows:
@@ -88,6 +116,46 @@ class StoreBaselineProvider:
             runs=tuple(r.run_id for r in rows),
             pinned=pinned is not None,
         )
+
+    def qualified(self, check: str, metric: str) -> Select[str, float, str]:
+        """Every run that may be a baseline of ``metric`` of ``check`` (run id, value,
+        samples JSON), newest first, pins aside: a candidate within the window in which no
+        condition on the metric spoilt it. What ``calibrate`` should replay too."""
+        spoilt = exists().where(self._spoils(check, metric))
+        return self._window(self._measured(check, metric)).where(~spoilt)
+
+    def left_out(self, check: str, metric: str, limit: int = 10) -> list[LeftOut]:
+        """The candidate runs the baseline of ``metric`` of ``check`` leaves out because a
+        condition on it did not pass in them (see the module), newest run first, at most
+        ``limit`` runs, one entry per outcome that kept its run out. Empty while a run is
+        pinned: the pin is the baseline, whatever its outcomes."""
+        if self.pinned_run() is not None:
+            return []
+        spoilt = (
+            self._window(self._measured(check, metric))
+            .where(exists().where(self._spoils(check, metric)))
+            .limit(limit)
+        )
+        with self._read() as conn:
+            run_ids = [r.run_id for r in conn.execute(spoilt)]
+            if not run_ids:
+                return []
+            rows = conn.execute(
+                select(
+                    runs.c.run_id,
+                    runs.c.verdict,
+                    outcomes.c.status,
+                    outcomes.c.condition,
+                    outcomes.c.reason,
+                )
+                .select_from(outcomes.join(runs, runs.c.pk == outcomes.c.run_pk))
+                .where(runs.c.run_id.in_(run_ids), self._spoils(check, metric))
+                .order_by(runs.c.started_at.desc(), runs.c.pk.desc(), outcomes.c.pk)
+            ).all()
+        return [
+            LeftOut(r.run_id, Verdict(r.verdict), OutcomeStatus(r.status), r.condition, r.reason)
+            for r in rows
+        ]
 
     def metrics(self) -> list[tuple[str, str]]:
         """(check, metric) pairs that some candidate run measured, sorted: what ``baseline
@@ -116,6 +184,26 @@ class StoreBaselineProvider:
         yield runs.c.invalidated_reason.is_(None)
         if sel.exclude_run_id is not None:
             yield runs.c.run_id != sel.exclude_run_id
+
+    def _spoils(self, check: str, metric: str) -> ColumnElement[bool]:
+        """An outcome of the outer query's run that keeps it out of the metric's baseline."""
+        if self.selection.include == "pass":
+            failed: ColumnElement[bool] = outcomes.c.status != OutcomeStatus.PASS.value
+        else:
+            failed = or_(
+                outcomes.c.status == OutcomeStatus.FAIL.value,
+                and_(
+                    outcomes.c.status == OutcomeStatus.INCONCLUSIVE.value,
+                    outcomes.c.counts_as == OutcomeStatus.FAIL.value,
+                ),
+            )
+        return and_(
+            outcomes.c.run_pk == runs.c.pk,
+            outcomes.c.check_id == check,
+            outcomes.c.metric == metric,  # NULL (a legacy row) never matches
+            outcomes.c.no_baseline.is_(False),
+            failed,
+        )
 
     def _pinned_query(self) -> Select[str]:
         return select(runs.c.run_id).where(*self._candidate_filters(), runs.c.pinned.is_(True))

@@ -19,7 +19,7 @@ Example::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
@@ -29,8 +29,13 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from neuroerp_ci.model import StageReport, summary_line
-from neuroerp_ci.store.baselines import BaselineSelection, StoreBaselineProvider
+import neuroerp_ci.store.calibrations as stored_calibrations
+from neuroerp_ci.model import Calibration, Metric, StageReport, summary_line
+from neuroerp_ci.store.baselines import (
+    BaselineInclude,
+    BaselineSelection,
+    StoreBaselineProvider,
+)
 from neuroerp_ci.store.connect import WRITE_OPTION, create_store_engine, safe_url
 from neuroerp_ci.store.errors import StoreError, UnknownRunError
 from neuroerp_ci.store.fingerprint import environment_fingerprint, with_tool_versions
@@ -40,7 +45,9 @@ from neuroerp_ci.store.records import (
     PASSING,
     RunRecord,
     RunStatus,
+    confirmations_json,
     finite,
+    noise_json,
     record_from_row,
     samples_json,
     to_db_time,
@@ -257,15 +264,53 @@ class HistoryStore:
         window_days: float | None = None,
         exclude_run_id: str | None = None,
         now: datetime | None = None,
+        include: BaselineInclude = "pass",
     ) -> StoreBaselineProvider:
         """Baselines for the gates of a ``stage`` run on ``target`` (see
-        :mod:`neuroerp_ci.store.baselines` for which runs count)."""
-        selection = BaselineSelection(stage, target, runs, window_days, exclude_run_id, now)
+        :mod:`neuroerp_ci.store.baselines` for which runs count; ``include``: the
+        ``[baseline] include`` of the pipeline)."""
+        selection = BaselineSelection(
+            stage, target, runs, window_days, exclude_run_id, now, include=include
+        )
         return StoreBaselineProvider(lambda: self._read("select a baseline"), selection)
 
     def rollout_locks(self, clock: Clock | None = None) -> LockTable:
         """The rollout locks (:mod:`neuroerp_ci.store.locks`); ``clock`` for tests."""
         return LockTable(self._write, self._read, clock)
+
+    # -- calibrations ---------------------------------------------------------------------
+
+    def measured_runs(
+        self, stage: str, target: str, check: str, metric: str, limit: int | None = None
+    ) -> list[tuple[str, Metric]]:
+        """The runs that may form a baseline of ``metric`` of ``check``, with what they
+        measured (samples too), newest first: what ``calibrate`` replays."""
+        return stored_calibrations.measured_runs(
+            lambda: self._read(f"read the history of {check} {metric}"),
+            stage,
+            target,
+            check,
+            metric,
+            limit,
+        )
+
+    def save_calibrations(
+        self,
+        stage: str,
+        target: str,
+        entries: Sequence[stored_calibrations.CalibrationEntry],
+    ) -> int:
+        """Add the measured error rates of conditions of ``stage`` on ``target``."""
+        with self._write(f"record the calibration of stage {stage}") as conn:
+            return stored_calibrations.save(conn, stage, target, entries)
+
+    def calibrations(
+        self, stage: str, target: str
+    ) -> dict[stored_calibrations.CalibrationKey, Calibration]:
+        """The newest calibration of each condition of ``stage`` on ``target``, by (check,
+        condition text)."""
+        with self._read(f"read the calibration of stage {stage}") as conn:
+            return stored_calibrations.latest(conn, stage, target)
 
     # -- baseline management ---------------------------------------------------------------
 
@@ -397,6 +442,7 @@ def _write_children(conn: Connection, pk: int, report: StageReport) -> None:
             "status": r.status.value,
             "reason": r.reason,
             "duration_s": finite(r.duration_s),
+            "noise": noise_json(r.noise),
         }
         for r in report.checks
     ]
@@ -444,6 +490,13 @@ def _write_children(conn: Connection, pk: int, report: StageReport) -> None:
             "effect_ci_high": None if o.effect_ci is None else finite(o.effect_ci[1]),
             "baseline_runs": json.dumps(list(o.baseline_runs)),
             "reason": o.reason,
+            "metric": o.metric,
+            "no_baseline": o.no_baseline,
+            "breached": o.breached,
+            "counts_as": None if o.counts_as is None else o.counts_as.value,
+            "mde_pct": finite(o.mde_pct),
+            "needed_n": o.needed_n,
+            "confirmations": confirmations_json(o.confirmations),
         }
         for o in report.outcomes
     ]

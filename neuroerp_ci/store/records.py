@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from neuroerp_ci.model import Verdict
+from neuroerp_ci.model import Confirmation, NoiseReading, Verdict
 
 # Verdicts that make a run a candidate baseline and let a later stage rely on it.
 PASSING = (Verdict.PASS.value, Verdict.WARN.value)
@@ -125,3 +125,49 @@ def samples_json(samples: tuple[float, ...]) -> str:
 def samples_from_json(text: str) -> tuple[float, ...]:
     """The samples back; ``null`` becomes NaN (dropped later as "not measured")."""
     return tuple(math.nan if s is None else float(s) for s in json.loads(text or "[]"))
+
+
+def _json_ready(value: Any) -> Any:
+    """``value`` with tuples as lists and non-finite floats as None (JSON cannot hold NaN)."""
+    if isinstance(value, float):
+        return finite(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def noise_json(noise: NoiseReading | None) -> str | None:
+    """A check's noise reading as a JSON object; None (NULL) when it has none."""
+    if noise is None:
+        return None
+    return json.dumps(_json_ready(asdict(noise)), sort_keys=True, allow_nan=False)
+
+
+def noise_from_json(text: str | None) -> NoiseReading | None:
+    """The noise reading back (None for NULL); a missing float is NaN, lists are tuples."""
+    if not text:
+        return None
+    data = json.loads(text)
+    data["load_avg"] = tuple(_float(v) for v in data.get("load_avg", (0.0, 0.0)))
+    data["probe_ms"] = tuple(_float(v) for v in data.get("probe_ms", ()))
+    known = NoiseReading.__dataclass_fields__
+    return NoiseReading(**{k: v for k, v in data.items() if k in known})
+
+
+def confirmations_json(confirmations: Sequence[Confirmation]) -> str:
+    """An outcome's re-measurements as a JSON array (``[]`` when there were none)."""
+    return json.dumps([_json_ready(asdict(c)) for c in confirmations], allow_nan=False)
+
+
+def confirmations_from_json(text: str | None) -> tuple[Confirmation, ...]:
+    """The re-measurements back, in the order they were made."""
+    return tuple(
+        Confirmation(int(c["attempt"]), c.get("value"), bool(c["breached"]), str(c["reason"]))
+        for c in json.loads(text or "[]")
+    )
+
+
+def _float(value: float | None) -> float:
+    return math.nan if value is None else float(value)

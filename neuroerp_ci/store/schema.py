@@ -12,6 +12,14 @@ created: freeze the earlier definition in its own function first.
 
 Version 2 adds ``rollout_locks``: at most one row per stage and target, the run holding that
 rollout's lock and its lease (see :mod:`neuroerp_ci.store.locks`).
+
+Version 3 adds what a timing gate needs to be trusted: on ``outcomes`` the metric a condition
+limits, whether it only said "no baseline yet", whether its limit was breached, what an
+INCONCLUSIVE outcome counts as, the minimum detectable effect and the re-measurements (JSON),
+with ``status`` widened for ``inconclusive``; on ``check_results`` the machine's noise reading
+(JSON); and ``calibrations``, a condition's measured false-alarm and detection rates. A fresh
+store is built the same way as an old one is upgraded (version 1's frozen tables, then
+version 3's columns added), so the two cannot differ.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -33,11 +42,13 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     insert,
     select,
     text,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateColumn
 
 from neuroerp_ci.store.errors import StoreError
 
@@ -89,6 +100,29 @@ def _run_pk() -> Column[int]:
     )
 
 
+def _check_result_columns_v3() -> list[Column[Any]]:
+    """The columns migration 3 adds to ``check_results`` (new objects on every call: one set
+    for the table, one for the migration that adds them)."""
+    return [Column("noise", Text)]  # JSON of a NoiseReading; NULL: not a measurement
+
+
+def _outcome_columns_v3() -> list[Column[Any]]:
+    """The columns migration 3 adds to ``outcomes``. Every one is NULL or has a server
+    default, so rows written before it stay valid (``metric`` NULL: a legacy row, which
+    never keeps its run from a baseline)."""
+    return [
+        Column("metric", String(200)),  # the metric the condition limits; NULL: none
+        # the outcome only said "no baseline yet" (never disqualifies its run)
+        Column("no_baseline", Boolean, nullable=False, default=False, server_default=false()),
+        Column("breached", Boolean),  # the form judged its limit breached; NULL: legacy row
+        Column("counts_as", String(16)),  # an INCONCLUSIVE outcome's weight: warn | fail
+        Column("mde_pct", Float),
+        Column("needed_n", Integer),
+        # JSON array of the re-measurements of a breach ([{attempt, value, breached, reason}])
+        Column("confirmations", Text, nullable=False, default="[]", server_default="[]"),
+    ]
+
+
 check_results = Table(
     "check_results",
     metadata,
@@ -99,6 +133,7 @@ check_results = Table(
     Column("status", String(16), nullable=False),  # ok | error | skipped
     Column("reason", Text, nullable=False, default=""),
     Column("duration_s", Float),
+    *_check_result_columns_v3(),
     UniqueConstraint("run_pk", "check_id", name="uq_check_results_run_check"),
 )
 
@@ -138,7 +173,7 @@ outcomes = Table(
     _run_pk(),
     Column("check_id", String(128), nullable=False),
     Column("condition", Text, nullable=False),
-    Column("status", String(8), nullable=False),
+    Column("status", String(16), nullable=False),  # widened by migration 3 (inconclusive)
     Column("severity", String(16), nullable=False),
     Column("value", Float),
     Column("target", Text, nullable=False),
@@ -150,6 +185,7 @@ outcomes = Table(
     Column("effect_ci_high", Float),
     Column("baseline_runs", Text, nullable=False, default="[]"),  # JSON array of run ids
     Column("reason", Text, nullable=False),
+    *_outcome_columns_v3(),
 )
 
 # Children of a run, in the order they are written (and checked for orphans).
@@ -169,6 +205,27 @@ rollout_locks = Table(
     Column("expires_at", DateTime, nullable=False),  # after this, another run may take it over
 )
 
+# One row per calibration of a condition (``neuroerp-ci calibrate``): how often it is wrong,
+# measured by replaying the stored history. Not a child of a run: it describes many.
+calibrations = Table(
+    "calibrations",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("stage", String(200), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("check_id", String(128), nullable=False),
+    Column("condition", Text, nullable=False),  # the condition's text, as in the outcomes
+    Column("metric", String(200)),
+    Column("measured_at", DateTime, nullable=False),
+    Column("runs", Integer, nullable=False),  # passing runs replayed
+    Column("pairs", Integer, nullable=False),  # A/A pairs judged
+    Column("false_alarm_pct", Float),  # NULL: too few runs for A/A pairs
+    Column("detection", Text, nullable=False, default="[]"),  # JSON [[shift %, detected %], ...]
+    Column("budget_pct", Float, nullable=False),
+    Column("over_budget", Boolean, nullable=False, default=False),
+    Index("ix_calibrations_lookup", "stage", "target", "check_id", "measured_at"),
+)
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -177,8 +234,50 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
+def _v1_tables() -> tuple[Table, ...]:
+    """The run tables as migration 1 created them, frozen: migration 3 alters ``outcomes``
+    and ``check_results``, and a fresh store must be built the way an old one was."""
+    frozen = MetaData()
+    v1_runs = runs.to_metadata(frozen)  # unchanged since version 1
+    v1_checks = Table(
+        "check_results",
+        frozen,
+        Column("pk", Integer, primary_key=True, autoincrement=True),
+        _run_pk(),
+        Column("check_id", String(128), nullable=False),
+        Column("kind", String(64), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("reason", Text, nullable=False, default=""),
+        Column("duration_s", Float),
+        UniqueConstraint("run_pk", "check_id", name="uq_check_results_run_check"),
+    )
+    v1_metrics = metrics.to_metadata(frozen)  # unchanged since version 1
+    v1_findings = findings.to_metadata(frozen)  # unchanged since version 1
+    v1_outcomes = Table(
+        "outcomes",
+        frozen,
+        Column("pk", Integer, primary_key=True, autoincrement=True),
+        _run_pk(),
+        Column("check_id", String(128), nullable=False),
+        Column("condition", Text, nullable=False),
+        Column("status", String(8), nullable=False),
+        Column("severity", String(16), nullable=False),
+        Column("value", Float),
+        Column("target", Text, nullable=False),
+        Column("baseline", Float),
+        Column("change_pct", Float),
+        Column("p_value", Float),
+        Column("effect", Float),
+        Column("effect_ci_low", Float),
+        Column("effect_ci_high", Float),
+        Column("baseline_runs", Text, nullable=False, default="[]"),
+        Column("reason", Text, nullable=False),
+    )
+    return v1_runs, v1_checks, v1_metrics, v1_findings, v1_outcomes
+
+
 def _v1(conn: Connection) -> None:
-    for table in (runs, *RUN_CHILDREN):
+    for table in _v1_tables():
         table.create(conn)
 
 
@@ -186,9 +285,26 @@ def _v2(conn: Connection) -> None:
     rollout_locks.create(conn)
 
 
+def _add_columns(conn: Connection, table: str, columns: Sequence[Column[Any]]) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` with each column as ``CREATE TABLE`` would write it
+    (type, server default, NOT NULL), so an added column is the column a new table has."""
+    for column in columns:
+        spec = CreateColumn(column).compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {spec}"))
+
+
+def _v3(conn: Connection) -> None:
+    _add_columns(conn, outcomes.name, _outcome_columns_v3())
+    _add_columns(conn, check_results.name, _check_result_columns_v3())
+    if conn.dialect.name == "postgresql":  # SQLite does not enforce a VARCHAR length
+        conn.execute(text("ALTER TABLE outcomes ALTER COLUMN status TYPE VARCHAR(16)"))
+    calibrations.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, check results, metrics, findings, outcomes", _v1),
     Migration(2, "rollout locks", _v2),
+    Migration(3, "outcome metric, noise, inconclusive, confirmations; calibrations", _v3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -251,6 +367,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Migration",
     "applied_versions",
+    "calibrations",
     "check_results",
     "findings",
     "lock_for_migration",

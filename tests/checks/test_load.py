@@ -512,16 +512,18 @@ def test_staging_gate_passes_on_a_healthy_service(
 
 
 @pytest.mark.integration
-def test_staging_gate_fails_on_p95_with_a_200ms_delay(
+def test_staging_gate_fails_on_p95_with_a_1s_delay(
     demo_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pipeline = staging_load_pipeline(demo_project, monkeypatch)
-    report, outcomes = run_staging(pipeline, tmp_path, NEUROERP_DEMO_DELAY_MS="200")
+    report, outcomes = run_staging(pipeline, tmp_path, NEUROERP_DEMO_DELAY_MS="1000")
     result = report.checks[0]
     assert result.status is CheckStatus.OK, result.reason
     p95 = result.metrics["p95_ms"].value
-    assert p95 >= 200  # every request waits 200 ms in the service
-    assert result.metrics["get_api_articles_id.p95_ms"].value >= 200
+    # 1 s against a 150 ms limit: +567 %, beyond what a busy machine explains (the noise
+    # allowance is capped at +400 %), so a loaded CI machine cannot make it INCONCLUSIVE.
+    assert p95 >= 1000  # every request waits 1 s in the service
+    assert result.metrics["get_api_articles_id.p95_ms"].value >= 1000
     outcome = outcomes["p95_ms <= 150"]
     assert outcome.status is OutcomeStatus.FAIL and outcome.value == p95
     assert "p95_ms" in outcome.reason and "> 150" in outcome.reason

@@ -66,7 +66,12 @@ class StageRun:
         return found[0]
 
     def failing(self) -> list[Outcome]:
-        return self.outcomes(status="fail")
+        """Outcomes that count as a FAIL (an INCONCLUSIVE one with on_inconclusive fail too)."""
+        return [
+            o
+            for o in self.outcomes()
+            if o["status"] == "fail" or (o["status"] == "inconclusive" and o["counts_as"] == "fail")
+        ]
 
     def failing_checks(self) -> set[str]:
         return {o["check"] for o in self.failing()}

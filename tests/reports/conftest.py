@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from neuroerp_ci.model import (
+    Calibration,
     CheckResult,
     CheckStatus,
+    Confirmation,
     Direction,
     Finding,
     FindingSeverity,
@@ -217,7 +219,52 @@ def baseline_report() -> StageReport:
     return _base(Verdict.FAIL, [latency], outcomes)
 
 
-@pytest.fixture(params=["pass_report", "warn_report", "fail_report", "baseline_report"])
+@pytest.fixture
+def inconclusive_report() -> StageReport:
+    """INCONCLUSIVE outcomes: a spike its re-measurement did not repeat (counts as warn), and
+    a regression test too weak for the effect that matters (counts as fail), with every
+    outcome field set."""
+    latency = _latency()
+    outcomes = [
+        Outcome(
+            "api-latency", "p95_ms <= 300", OutcomeStatus.INCONCLUSIVE, Severity.BLOCKING,
+            412.75, "<= 300",
+            "api-latency: p95_ms 412.8 > 300; not confirmed: re-measured p95_ms 212 within <= 300",
+            metric="p95_ms", breached=True, counts_as=OutcomeStatus.WARN,
+            confirmations=(Confirmation(1, 212.0, False, "p95_ms 212 within <= 300"),),
+        ),
+        Outcome(
+            "api-latency", "p95_ms no regression (alpha 0.01, min effect 5 %)",
+            OutcomeStatus.INCONCLUSIVE, Severity.BLOCKING, 412.75,
+            "no shift beyond +5 % (alpha 0.01)",
+            "api-latency: p95_ms cannot detect shifts below 38 % with n=3; about n=120 would",
+            baseline=380.0, change_pct=8.62, p_value=0.2, effect=3.1, effect_ci=(-20.0, 30.0),
+            baseline_runs=("r2", "r1"), metric="p95_ms", counts_as=OutcomeStatus.FAIL,
+            mde_pct=38.0, needed_n=120,
+            calibration=Calibration(
+                1.8, ((10.0, 61.0), (20.0, 96.0), (50.0, 100.0)), 40, 39,
+                measured_at="2026-11-27T08:00:00+00:00",
+            ),
+        ),
+        Outcome(
+            "api-latency", "error_rate <= 0.05", OutcomeStatus.PASS, Severity.BLOCKING, 0.0123,
+            "<= 0.05", "api-latency: error_rate 0.0123 within <= 0.05", metric="error_rate",
+        ),
+        Outcome(
+            "api-latency", "throughput_rps >= 100", OutcomeStatus.WARN, Severity.WARNING, 88.4,
+            ">= 100",
+            "api-latency: throughput_rps 88.4 < 100; confirmed: re-measured throughput_rps 90.1"
+            " < 100",
+            metric="throughput_rps", breached=True,
+            confirmations=(Confirmation(1, 90.1, True, "throughput_rps 90.1 < 100"),),
+        ),
+    ]
+    return _base(Verdict.FAIL, [latency], outcomes)
+
+
+@pytest.fixture(
+    params=["pass_report", "warn_report", "fail_report", "baseline_report", "inconclusive_report"]
+)
 def any_report(request: pytest.FixtureRequest) -> StageReport:
     report: StageReport = request.getfixturevalue(request.param)
     return report

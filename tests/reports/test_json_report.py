@@ -41,7 +41,7 @@ def _golden(name: str, text: str) -> str:
 def test_top_level_keys_in_documented_order(any_report: StageReport) -> None:
     data = json.loads(render_json(any_report))
     assert list(data) == TOP_LEVEL
-    assert data["schema_version"] == SCHEMA_VERSION == 1
+    assert data["schema_version"] == SCHEMA_VERSION == 2
 
 
 def test_fail_report_matches_golden_file(fail_report: StageReport) -> None:
@@ -82,6 +82,14 @@ def test_enums_are_strings_and_numbers_are_numbers(fail_report: StageReport) -> 
         "effect": None,
         "effect_ci": None,
         "baseline_runs": [],
+        "metric": None,
+        "no_baseline": False,
+        "breached": False,
+        "counts_as": None,
+        "mde_pct": None,
+        "needed_n": None,
+        "confirmations": [],
+        "calibration": None,
         "reason": "bandit: 8 findings high+ > 0 (B601 | B604)",
     }
 
@@ -89,7 +97,7 @@ def test_enums_are_strings_and_numbers_are_numbers(fail_report: StageReport) -> 
 def test_counts(fail_report: StageReport) -> None:
     counts = json.loads(render_json(fail_report))["counts"]
     assert counts == {
-        "outcomes": {"pass": 2, "fail": 2, "warn": 1, "info": 1},
+        "outcomes": {"pass": 2, "fail": 2, "warn": 1, "info": 1, "inconclusive": 0},
         "checks": {"ok": 3, "error": 1, "skipped": 1},
         "findings": {"critical": 0, "high": 8, "medium": 8, "low": 9, "unknown": 1},
     }
@@ -108,7 +116,7 @@ def test_metrics_artifacts_and_tool_versions_are_sorted(pass_report: StageReport
     assert list(check["artifacts"]) == ["coverage", "junit"]
     assert list(check) == [
         "id", "kind", "status", "reason", "duration_s", "metrics", "findings", "suppressed",
-        "artifacts", "tool_versions",
+        "artifacts", "tool_versions", "noise",
     ]
 
 
@@ -116,7 +124,7 @@ def test_rendering_is_deterministic_and_indented(any_report: StageReport) -> Non
     text = render_json(any_report)
     assert text == render_json(any_report)
     assert text.endswith("}\n")
-    assert text.splitlines()[1] == '  "schema_version": 1,'
+    assert text.splitlines()[1] == '  "schema_version": 2,'
     assert "—" in text  # unicode kept readable, not \u2014
 
 
@@ -157,8 +165,8 @@ def _reject(literal: str) -> Any:
 
 def test_other_schema_version_is_refused(pass_report: StageReport) -> None:
     data = report_to_dict(pass_report)
-    data["schema_version"] = 2
-    with pytest.raises(ValueError, match="schema_version 2"):
+    data["schema_version"] = 3
+    with pytest.raises(ValueError, match="schema_version 3 is not 1 or 2"):
         report_from_dict(data)
 
 
@@ -238,3 +246,44 @@ def test_reports_without_the_new_keys_still_read(warn_report: StageReport) -> No
         for key in ("change_pct", "p_value", "effect", "effect_ci", "baseline_runs"):
             del outcome[key]
     assert report_from_dict(data).outcomes == warn_report.outcomes
+
+
+def test_inconclusive_outcomes_round_trip_with_every_new_field(
+    inconclusive_report: StageReport,
+) -> None:
+    data = json.loads(render_json(inconclusive_report))
+    spike, weak, _, confirmed = data["outcomes"]
+    shown = ("status", "metric", "breached", "counts_as", "confirmations")
+    assert {k: spike[k] for k in shown} == {
+        "status": "inconclusive",
+        "metric": "p95_ms",
+        "breached": True,
+        "counts_as": "warn",
+        "confirmations": [
+            {"attempt": 1, "value": 212.0, "breached": False, "reason": "p95_ms 212 within <= 300"}
+        ],
+    }
+    assert (weak["counts_as"], weak["mde_pct"], weak["needed_n"]) == ("fail", 38.0, 120)
+    assert weak["calibration"]["text"].startswith("false alarms 1.8 %, detects +10 % in 61 %")
+    assert confirmed["status"] == "warn" and confirmed["confirmations"][0]["breached"] is True
+    assert list(spike)[-1] == "reason"  # new keys come before the reason
+    assert data["counts"]["outcomes"]["inconclusive"] == 2
+    # Every field comes back, through JSON text and all.
+    restored = report_from_dict(json.loads(render_json(inconclusive_report)))
+    assert restored.outcomes == inconclusive_report.outcomes
+    assert [o.weight.value for o in restored.outcomes] == ["warn", "fail", "pass", "warn"]
+
+
+def test_a_schema_version_1_report_still_reads(warn_report: StageReport) -> None:
+    """Version 1 had no INCONCLUSIVE and none of the outcome keys version 2 added."""
+    data = json.loads(render_json(warn_report))
+    data["schema_version"] = 1
+    for outcome in data["outcomes"]:
+        for key in (
+            "metric", "no_baseline", "breached", "counts_as", "mde_pct", "needed_n",
+            "confirmations", "calibration",
+        ):
+            del outcome[key]
+    restored = report_from_dict(data)
+    assert restored.outcomes == warn_report.outcomes
+    assert restored.schema_version == SCHEMA_VERSION  # written again, it is version 2

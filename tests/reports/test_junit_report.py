@@ -149,3 +149,30 @@ def test_baseline_comparison_in_properties_and_details(baseline_report: StageRep
     assert (regression["effect_pct"], regression["effect_ci_pct"]) == ("18.2", "12.1 .. 24.9")
     failure = cases[1].find("failure")
     assert failure is not None and "effect_ci_pct: 12.1 .. 24.9" in (failure.text or "")
+
+
+def test_inconclusive_shows_as_what_it_counts_as(inconclusive_report: StageReport) -> None:
+    suite = _suite(inconclusive_report)
+    spike, weak, _, confirmed = suite.findall("testcase")
+    assert suite.get("failures") == "1"  # only the one that counts as a fail
+    # Counted as a warning: passes, and says it was inconclusive.
+    assert spike.find("failure") is None
+    assert spike.findtext("system-out") == (
+        "WARNING: inconclusive: api-latency: p95_ms 412.8 > 300; not confirmed: re-measured"
+        " p95_ms 212 within <= 300"
+    )
+    properties = {p.get("name"): p.get("value") for p in spike.iter("property")}
+    assert properties["status"] == "inconclusive" and properties["counts_as"] == "warn"
+    assert properties["confirmations"] == "p95_ms 212 within <= 300"
+    # Counted as a fail: a failure, its details saying why.
+    failure = weak.find("failure")
+    assert failure is not None and failure.get("type") == "blocking"
+    assert "status: inconclusive (counts as fail)" in (failure.text or "")
+    assert "mde_pct: 38" in (failure.text or "") and "needed_n: 120" in (failure.text or "")
+    weak_properties = {p.get("name"): p.get("value") for p in weak.iter("property")}
+    assert (weak_properties["counts_as"], weak_properties["needed_n"]) == ("fail", "120")
+    # A confirmed warning stays a warning, with its re-measurement.
+    assert (confirmed.findtext("system-out") or "").startswith("WARNING: api-latency:")
+    assert {p.get("name"): p.get("value") for p in confirmed.iter("property")}[
+        "confirmations"
+    ] == "throughput_rps 90.1 < 100"

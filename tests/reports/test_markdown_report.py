@@ -210,3 +210,21 @@ def test_change_column_only_when_a_change_exists(
 def test_outcome_rows_show_the_change_with_its_sign(baseline_report: StageReport) -> None:
     rows = outcome_rows(baseline_report)
     assert [row["change"] for row in rows] == ["+61.9 %", "+8.6 %"]
+
+
+def test_inconclusive_is_shown_as_such_after_the_breaches(
+    inconclusive_report: StageReport,
+) -> None:
+    rows = _table_rows(render_markdown(inconclusive_report), "Outcomes")
+    statuses = [row.split(" | ")[0].removeprefix("| ") for row in rows]
+    assert statuses == [
+        "⚠️ warn",
+        "❔ inconclusive (counts as warn)",
+        "❔ inconclusive (counts as fail)",
+        "✅ pass",
+    ]
+    assert "not confirmed: re-measured p95_ms 212 within <= 300" in rows[1]
+    assert "about n=120 would" in rows[2]
+    assert [row["status"] for row in outcome_rows(inconclusive_report)] == [
+        "warn", "inconclusive (counts as warn)", "inconclusive (counts as fail)", "pass",
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import model_validator
 
 from neuroerp_ci.gates.conditions.interface import ConditionForm, Evidence, FormParams
-from neuroerp_ci.gates.conditions.judgement import Judgement
+from neuroerp_ci.gates.conditions.judgement import Judgement, Resolution
 from neuroerp_ci.support.formatting import format_value
 
 
@@ -45,10 +45,21 @@ class AbsoluteLimit(ConditionForm[AbsoluteParams]):
         above = params.max is not None and value > params.max
         below = params.min is not None and value < params.min
         shown = f"{evidence.check_id}: {evidence.metric.name} {format_value(value)}"
+        moved: float | None = None
         if above:
+            assert params.max is not None
             reason = f"{shown} > {format_value(params.max)}"
+            moved = _beyond(value, params.max)
         elif below:
+            assert params.min is not None
             reason = f"{shown} < {format_value(params.min)}"
+            moved = _beyond(value, params.min)
         else:
             reason = f"{shown} within {target}"
-        return Judgement("breached" if above or below else "met", value, target, reason)
+        resolution: Resolution = "breached" if above or below else "met"
+        return Judgement(resolution, value, target, reason, moved_pct=moved)
+
+
+def _beyond(value: float, limit: float) -> float | None:
+    """How far ``value`` lies beyond ``limit``, in % of it (None for a limit of 0)."""
+    return abs(value - limit) / abs(limit) * 100.0 if limit else None

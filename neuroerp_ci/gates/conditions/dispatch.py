@@ -10,6 +10,13 @@ with a reason saying so: never a silent pass. A check without conditions of its 
 gets its kind's default conditions (``failed <= 0 (default)`` ...), and a kind without any, or a
 pipeline that opted out (``default_conditions = false``), gets ``completed``: an error is never
 silent.
+
+Noise: a measurement check records how busy the machine was while it measured
+(:class:`~neuroerp_ci.model.NoiseReading`). A breached condition on a timing metric of such a
+check, measured on a machine too busy to tell, is INCONCLUSIVE when the breach lies within
+what the busy machine alone can explain (the reading's ``allowance_pct``); a breach beyond it
+(a +1000 % slowdown) stays a breach. An INCONCLUSIVE outcome counts as the condition's
+``on_inconclusive`` (``warn`` by default), never as a pass.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from dataclasses import replace
 from neuroerp_ci.checks import Check
 from neuroerp_ci.gates.baselines import NO_BASELINES, BaselineProvider, usable
 from neuroerp_ci.gates.conditions.interface import Evidence
-from neuroerp_ci.gates.conditions.judgement import Judgement
+from neuroerp_ci.gates.conditions.judgement import POLICY_STATUS, Judgement
 from neuroerp_ci.gates.conditions.spec import ConditionSpec
 from neuroerp_ci.model import (
     Baseline,
@@ -32,6 +39,7 @@ from neuroerp_ci.model import (
     OutcomeStatus,
     Severity,
 )
+from neuroerp_ci.support.formatting import format_value
 
 # Ends the condition text of a kind's default condition, in every report.
 DEFAULT_MARK = " (default)"
@@ -96,14 +104,18 @@ def evaluate(
     if default:
         text += DEFAULT_MARK
     judgement = _judge(cond, check.id, result, baselines, stage, target)
+    breached = judgement.resolution == "breached"
+    judgement = _weigh_noise(cond, result, judgement)
     reason = judgement.reason
-    if judgement.resolution == "breached" and result.reason:
+    if breached and result.reason:
         # The check's own summary names the evidence (the failing test, the slow endpoint).
         reason = f"{reason} ({_clip(result.reason)})"
+    status = judgement.status(severity)
+    inconclusive = status is OutcomeStatus.INCONCLUSIVE
     return Outcome(
         check=check.id,
         condition=text,
-        status=judgement.status(severity),
+        status=status,
         severity=severity,
         value=judgement.value,
         target=judgement.target,
@@ -114,7 +126,44 @@ def evaluate(
         effect=judgement.effect,
         effect_ci=judgement.effect_ci,
         baseline_runs=judgement.baseline_runs,
+        metric=cond.metric,
+        no_baseline=judgement.no_baseline,
+        breached=breached,
+        counts_as=POLICY_STATUS[cond.on_inconclusive] if inconclusive else None,
+        mde_pct=judgement.mde_pct,
+        needed_n=judgement.needed_n,
     )
+
+
+def _weigh_noise(cond: ConditionSpec, result: CheckResult, judgement: Judgement) -> Judgement:
+    """A breach of a timing metric measured on a busy machine: INCONCLUSIVE while the busy
+    machine alone can explain it, a breach beyond that."""
+    noise = result.noise
+    if judgement.resolution != "breached" or noise is None or not noise.noisy:
+        return judgement
+    metric = result.metrics.get(cond.metric or "")
+    if metric is None or not metric.timing:
+        return judgement
+    moved = next(
+        (
+            abs(m)
+            for m in (judgement.effect, judgement.change_pct, judgement.moved_pct)
+            if m is not None
+        ),
+        None,
+    )
+    allowance = format_value(noise.allowance_pct)
+    if moved is not None and moved > noise.allowance_pct:
+        reason = (
+            f"{judgement.reason}; beyond what the busy machine explains"
+            f" ({moved:.0f} % > {allowance} %: {noise.reason})"
+        )
+        return replace(judgement, reason=reason)
+    reason = (
+        f"{judgement.reason}; inconclusive: {noise.reason}, which alone can move timings"
+        f" by up to {allowance} %: a slow target cannot be told from a busy machine"
+    )
+    return replace(judgement, resolution="inconclusive", reason=reason)
 
 
 def describe(cond: ConditionSpec) -> tuple[str, str]:
@@ -155,7 +204,9 @@ def _judge(
                     f"{check_id}: no baseline yet for {cond.metric}"
                     f" (0 passing runs of {where} measured it)"
                 )
-                return Judgement(cond.on_no_baseline, metric.value, target, reason)
+                return Judgement(
+                    cond.on_no_baseline, metric.value, target, reason, no_baseline=True
+                )
     judgement = form.judge(cond.params, Evidence(check_id, result, metric, base))
     if judgement.resolution == "missing":
         judgement = replace(judgement, resolution=cond.on_missing)

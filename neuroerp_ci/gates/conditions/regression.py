@@ -25,6 +25,15 @@ metric is. The rank test and the Hodges-Lehmann shift use every request, one slo
 moves them by one rank, and the interval says how sure the estimate is.
 ``benchmarks/regression_detection.py`` measures both against the demo service.
 
+Honest uncertainty: the interval also says how large a shift these samples could detect. The
+**minimum detectable effect** (MDE) is the shift the test finds with 80 % power at this run's
+sample sizes and spread: ``(z(1 - alpha) + z(0.8)) * SE``, the standard error read from the
+interval's width. When the run did not regress, its interval reaches past ``min_effect_pct``
+and the MDE exceeds ``min_effect_pct``, the samples cannot tell "no regression" from a
+regression that matters: the outcome is INCONCLUSIVE ("cannot detect shifts below 38 % with
+n=30; about n=120 would"), never PASS. An interval wholly below the floor is a confident pass
+whatever the MDE. With ``min_effect_pct = 0`` the MDE is reported but decides nothing.
+
 Alternatives measured and rejected on the benchmark's data: the rank test alone (Kayenta
 style) flags run-to-run drift as significant; a floor on the point estimate (``> 10 %``)
 or on the interval raised to 7.5-10 % costs detection at +10-20 %; a floor adapted to the
@@ -40,7 +49,7 @@ from pydantic import Field
 
 from neuroerp_ci.gates.baselines import change_pct, runs_text
 from neuroerp_ci.gates.conditions.interface import ConditionForm, Evidence, FormParams
-from neuroerp_ci.gates.conditions.judgement import Judgement
+from neuroerp_ci.gates.conditions.judgement import Judgement, Resolution
 from neuroerp_ci.gates.statistics import compare_samples
 from neuroerp_ci.model import Direction
 from neuroerp_ci.support.formatting import format_value
@@ -124,20 +133,37 @@ class RegressionTest(ConditionForm[RegressionParams]):
         significant = comparison.p_value < spec.alpha
         beyond = low > spec.min_effect_pct if lower_is_better else high < -spec.min_effect_pct
         regressed = significant and beyond
+        mde = _mde_pct(low, high, spec.alpha)
+        # How far the interval reaches in the bad direction: below the floor, a confident pass.
+        reach = high if lower_is_better else -low
+        undecided = (
+            not regressed
+            and spec.min_effect_pct > 0
+            and reach >= spec.min_effect_pct
+            and mde > spec.min_effect_pct
+        )
+        needed = _needed_n(comparison.current_n, mde, spec.min_effect_pct) if undecided else None
         stats_text = (
             f"{effect:+.1f} % [{comparison.confidence * 100:g} % CI {low:+.1f}, {high:+.1f}]"
             f" {_p_text(comparison.p_value)} vs {runs_text(base)}"
             f" (min effect {format_value(spec.min_effect_pct)} %,"
             f" n={comparison.current_n} vs {comparison.baseline_n})"
         )
+        resolution: Resolution = "breached" if regressed else "met"
         if regressed:
             verdict = "regressed: shift"
+        elif undecided:
+            resolution = "inconclusive"
+            verdict = (
+                f"inconclusive: cannot detect shifts below {mde:.0f} %"
+                f" with n={comparison.current_n}; about n={needed} would; shift"
+            )
         elif significant:
             verdict = "no regression beyond the min effect: shift"
         else:
             verdict = "no significant regression: shift"
         return Judgement(
-            "breached" if regressed else "met",
+            resolution,
             metric.value,
             f"no shift beyond {_floor(spec, lower_is_better)}",
             f"{check_id}: {metric.name} {verdict} {stats_text}",
@@ -147,7 +173,27 @@ class RegressionTest(ConditionForm[RegressionParams]):
             effect=effect,
             effect_ci=(low, high),
             baseline_runs=base.runs,
+            mde_pct=mde,
+            needed_n=needed,
         )
+
+
+POWER_Z = 0.8416  # z(0.8): the MDE is the shift detected in 80 % of runs
+
+
+def _mde_pct(low: float, high: float, alpha: float) -> float:
+    """The minimum detectable effect in %, from the ``1 - 2 * alpha`` interval's width."""
+    from scipy import stats  # as statistics.py: only runs with regression conditions pay it
+
+    z = float(stats.norm.ppf(1 - alpha))
+    standard_error = (high - low) / 2.0 / z
+    return (z + POWER_Z) * standard_error
+
+
+def _needed_n(current_n: int, mde: float, floor: float) -> int:
+    """About how many samples per run (the baseline growing alike) bring the MDE down to
+    ``floor``: the standard error shrinks with the square root of the sample size."""
+    return math.ceil(current_n * (mde / floor) ** 2)
 
 
 def _floor(spec: RegressionSpec, lower_is_better: bool | None) -> str:

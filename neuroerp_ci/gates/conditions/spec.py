@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     ModelWrapValidatorHandler,
     PrivateAttr,
     SerializationInfo,
@@ -27,7 +28,7 @@ from pydantic_core import InitErrorDetails
 
 from neuroerp_ci.gates.conditions.interface import ConditionForm, FormParams
 from neuroerp_ci.gates.conditions.registry import FORMS
-from neuroerp_ci.model import Policy, Severity
+from neuroerp_ci.model import InconclusivePolicy, Policy, Severity
 
 
 class ConditionSpec(BaseModel):
@@ -36,7 +37,15 @@ class ConditionSpec(BaseModel):
     limit: see the condition forms), which pick the form and are validated by its model.
 
     ``on_no_baseline`` says what a condition against the baseline concludes while there is
-    no baseline yet (default ``warn``: reported, never a silent pass).
+    no baseline yet (default ``warn``: reported, never a silent pass). ``on_inconclusive``
+    says what an INCONCLUSIVE outcome (a machine too busy to tell, too few samples for the
+    effect that matters) counts as: ``warn`` (default) or ``fail``, never a pass.
+
+    Timing conditions (a metric of a measurement check: http, load, database, network,
+    frontend) re-measure their check before a breach counts (``confirm``, default 1 time): a
+    breach the re-measurement does not repeat is INCONCLUSIVE, not a FAIL. A load check's
+    absolute limit may stop locust as soon as it is breached beyond doubt
+    (``abort_on_fail``, after ``delay_s`` seconds of the run).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -47,6 +56,11 @@ class ConditionSpec(BaseModel):
     on_missing: Policy = "fail"  # the check was skipped, or did not measure the metric
     on_error: Policy = "fail"  # the check errored
     on_no_baseline: Policy = "warn"  # a condition against the baseline, while there is none
+    on_inconclusive: InconclusivePolicy = "warn"  # what an INCONCLUSIVE outcome counts as
+    # re-measurements of a breached timing condition's check before it counts (0: none)
+    confirm: int = Field(default=1, ge=0, le=5)
+    abort_on_fail: bool = False  # a load check's absolute limit: stop locust once breached
+    delay_s: float = Field(default=0.0, ge=0)  # with abort_on_fail: judge only after this long
 
     _form: ConditionForm[Any] = PrivateAttr()
     _params: FormParams = PrivateAttr()
