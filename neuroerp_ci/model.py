@@ -7,6 +7,8 @@ gate conditions turn results into :class:`Outcome` objects; the outcomes decide 
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal
@@ -100,9 +102,35 @@ class Metric:
         return self.unit in TIMING_UNITS
 
 
+class BaselineState(StrEnum):
+    """A finding against the stage's baseline run (SARIF's ``baselineState``)."""
+
+    NEW = "new"  # the baseline run did not have it
+    UNCHANGED = "unchanged"  # the same finding at the same place
+    UPDATED = "updated"  # the same finding, moved or changed (a line, a version, a severity)
+    ABSENT = "absent"  # the baseline run had it, this run does not (``CheckResult.absent``)
+
+
+@dataclass(frozen=True)
+class WaiverRef:
+    """The waiver a finding matched (gates/waivers.py): named in every report."""
+
+    id: str
+    reason: str
+    owner: str
+    expires: str  # ISO date, the last day it applies
+    expired: bool = False  # it matched, but has expired: the finding counts again
+
+
+# The line of a "path:line" location, and the version of a "package==version" one: where a
+# finding sits may move between runs without it becoming another finding.
+# A secret found in a git history range says where: "path:line (commit abc1234)".
+_MOVABLE = re.compile(r"(:\d+(:\d+)?( \(commit [0-9a-f]+\))?|==[^\s]+)$")
+
+
 @dataclass(frozen=True)
 class Finding:
-    """One problem a tool reported: a static-analysis issue or a known advisory."""
+    """One problem a tool reported: a static-analysis issue, a known advisory, a secret."""
 
     tool: str
     rule: str  # rule or advisory id, e.g. "B602" or "PYSEC-2021-108"
@@ -112,6 +140,49 @@ class Finding:
     confidence: str | None = None
     fix_versions: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    # What the finding is, stable across runs (a tool's own, e.g. a hash of the flagged code
+    # line); empty: :attr:`identity` derives one from tool, rule and location without its line.
+    fingerprint: str = ""
+    help_url: str = ""  # the rule's or advisory's documentation
+    baseline_state: BaselineState | None = None  # None: no baseline run to compare with
+    waiver: WaiverRef | None = None  # in ``CheckResult.waived``, or counted and expired
+
+    @property
+    def identity(self) -> str:
+        """The fingerprint that finds this finding again in a later run."""
+        if self.fingerprint:
+            return self.fingerprint
+        return fingerprint_of(self.tool, self.rule, _MOVABLE.sub("", self.location))
+
+    @property
+    def path(self) -> str | None:
+        """The file of a "path:line" location (None for a package)."""
+        if "==" in self.location:
+            return None
+        return _MOVABLE.sub("", self.location) or None
+
+    @property
+    def line(self) -> int | None:
+        match = re.search(r":(\d+)(:\d+)?( \(commit [0-9a-f]+\))?$", self.location)
+        return int(match.group(1)) if match else None
+
+
+def fingerprint_of(*parts: str) -> str:
+    """A short stable hash of ``parts`` (16 hex digits)."""
+    # surrogatepass: a hand-made location with a lone surrogate still has a fingerprint
+    return hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Component:
+    """One installed distribution a check examined: the SBOM's components, the licence
+    check's subjects."""
+
+    name: str  # as its metadata spells it
+    version: str
+    purl: str = ""  # "pkg:pypi/name@version"
+    license: str = ""  # an SPDX expression; "" when unknown
+    license_declared: str = ""  # what the metadata said, before normalising
 
 
 @dataclass
@@ -130,6 +201,13 @@ class CheckResult:
     # Findings the project told the tool to hide (bandit's "# nosec"): reported, so nothing
     # disappears without a trace, but never counted by a findings limit.
     suppressed: list[Finding] = field(default_factory=list)
+    # Findings a pipeline waiver covers (gates/waivers.py): listed in every report, not counted.
+    waived: list[Finding] = field(default_factory=list)
+    # Findings of the stage's baseline run that this run no longer has (baseline_state absent).
+    absent: list[Finding] = field(default_factory=list)
+    # The installed distributions the check examined (the licence check, pip-audit on an
+    # environment): the SBOM's components.
+    components: list[Component] = field(default_factory=list)
     # The machine's state over a measurement check's window (None for other kinds).
     noise: NoiseReading | None = None
 
@@ -269,6 +347,16 @@ class Baseline:
         ordered = sorted(self.values)
         mid = len(ordered) // 2
         return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+@dataclass(frozen=True)
+class FindingsBaseline:
+    """The findings of a check in the stage's baseline run: what ``new = true`` conditions
+    and SARIF's ``baselineState`` compare with (the pinned run, else the newest passing run
+    in which the check completed)."""
+
+    run_id: str
+    findings: tuple[Finding, ...]  # counted and waived ones (suppressed ones are not findings)
 
 
 class Verdict(StrEnum):

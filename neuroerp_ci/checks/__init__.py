@@ -5,6 +5,7 @@ from __future__ import annotations
 from neuroerp_ci.checks.bandit import BanditCheck
 from neuroerp_ci.checks.command import CommandCheck
 from neuroerp_ci.checks.database import DatabaseCheck
+from neuroerp_ci.checks.detect_secrets import SecretsCheck
 from neuroerp_ci.checks.frontend import FrontendCheck
 from neuroerp_ci.checks.http import HttpProbeCheck
 from neuroerp_ci.checks.interface import (
@@ -15,6 +16,7 @@ from neuroerp_ci.checks.interface import (
     execute_check,
     skipped,
 )
+from neuroerp_ci.checks.licenses import LicensesCheck
 from neuroerp_ci.checks.load import LocustLoadCheck
 from neuroerp_ci.checks.network import NetworkCheck
 from neuroerp_ci.checks.pip_audit import PipAuditCheck
@@ -30,8 +32,10 @@ KINDS: dict[str, CheckKind] = {
         CommandCheck(),
         LocustLoadCheck(),
         DatabaseCheck(),
+        SecretsCheck(),
         NetworkCheck(),
         FrontendCheck(),
+        LicensesCheck(),
     )
 }
 

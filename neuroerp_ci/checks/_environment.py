@@ -11,6 +11,9 @@ project directory, or its ``[project] name`` installed from a local directory) i
 project and not audited: it is the code under test, not a dependency. Every other distribution
 is audited by its version, wherever it was installed from, as pip-audit would.
 
+Each package also carries what its metadata says about its licence, as written (the
+``licenses`` kind normalises it): pip-audit never reads it.
+
 Example::
 
     env = installed_packages(".venv/bin/python", Path("."), os.environ, timeout=60)
@@ -41,6 +44,17 @@ _LIST_SCRIPT = """\
 import json, sys
 from importlib import metadata
 sys.path[:] = [p for p in sys.path if p]  # "-c" puts the working directory first
+def licence(meta):
+    # What the metadata says about the licence (the licenses kind reads it); a licence text
+    # in the License field is cut short, it is never a usable name anyway.
+    try:
+        fields = {key: meta.get(key) for key in ("License-Expression", "License")}
+        fields = {k: v[:2000] for k, v in fields.items() if isinstance(v, str)}
+        fields["classifiers"] = [str(c) for c in (meta.get_all("Classifier") or [])
+                                 if str(c).startswith("License ::")]
+        return fields
+    except Exception as exc:
+        return {"error": repr(exc)[:200]}
 found = []
 for dist in metadata.distributions():
     try:
@@ -48,7 +62,8 @@ for dist in metadata.distributions():
     except Exception:
         direct = None
     found.append({"name": dist.metadata["Name"], "version": dist.version,
-                  "direct_url": direct, "path": str(getattr(dist, "_path", ""))})
+                  "direct_url": direct, "path": str(getattr(dist, "_path", "")),
+                  "licence": licence(dist.metadata)})
 print(json.dumps({"python": sys.version.split()[0], "executable": sys.executable,
                   "distributions": found}))
 """
@@ -64,6 +79,11 @@ class InstalledPackage:
     path: str  # its .dist-info / .egg-info folder
     source_url: str | None = None  # PEP 610 url: a local directory, VCS or archive install
     editable: bool = False
+    # What its metadata says about its licence, as written (the licenses kind normalises it):
+    license_expression: str | None = None  # PEP 639 ``License-Expression``
+    license: str | None = None  # the ``License`` field: a name, or a whole licence text
+    license_classifiers: tuple[str, ...] = ()  # its ``License :: ...`` classifiers
+    license_error: str = ""  # why they could not be read ("" when they were)
 
     def shown(self) -> str:
         how = "editable" if self.editable else "from " + (self.source_url or "an index")
@@ -175,7 +195,24 @@ def _installed(entry: dict[str, Any]) -> InstalledPackage | None:
             url = str(direct.get("url")) if direct.get("url") else None
             dir_info = direct.get("dir_info")
             editable = isinstance(dir_info, dict) and bool(dir_info.get("editable"))
-    return InstalledPackage(canonicalize_name(name), name, version, path, url, editable)
+    licence = entry.get("licence")
+    fields: dict[str, Any] = licence if isinstance(licence, dict) else {}
+    expression, text = fields.get("License-Expression"), fields.get("License")
+    classifiers, error = fields.get("classifiers"), fields.get("error")
+    return InstalledPackage(
+        canonicalize_name(name),
+        name,
+        version,
+        path,
+        url,
+        editable,
+        license_expression=expression if isinstance(expression, str) else None,
+        license=text if isinstance(text, str) else None,
+        license_classifiers=tuple(
+            c for c in (classifiers if isinstance(classifiers, list) else []) if isinstance(c, str)
+        ),
+        license_error=str(error) if error else "",
+    )
 
 
 def _is_project(package: InstalledPackage, project: Path) -> bool:

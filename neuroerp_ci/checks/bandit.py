@@ -34,7 +34,7 @@ Example pipeline entry::
     [[checks]]
     id = "bandit"
     kind = "bandit"
-    settings = { paths = ["app"], exclude = ["app/vendored"], skips = ["B101"] }
+    settings = { paths = ["app"], exclude = ["app/vendored"] }
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ import os
 import stat
 import tomllib
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -53,6 +54,7 @@ from pydantic import Field
 
 from neuroerp_ci.checks._outputs import read_json_file, remove_stale, write_log
 from neuroerp_ci.checks.interface import (
+    WAIVER_POINTER,
     Check,
     CheckContext,
     CheckKind,
@@ -68,6 +70,7 @@ from neuroerp_ci.model import (
     Finding,
     FindingSeverity,
     Metric,
+    fingerprint_of,
 )
 from neuroerp_ci.support.text import printable_name
 from neuroerp_ci.support.tooling import ToolRun, find_tool, run_tool
@@ -85,14 +88,14 @@ _NoComma = Annotated[str, Field(min_length=1, pattern=r"^[^,]+$")]  # bandit joi
 class BanditSettings(KindSettings):
     """Settings of a ``bandit`` check; paths are relative to the project."""
 
+    moved_keys: ClassVar[Mapping[str, str]] = {"skips": WAIVER_POINTER}
+
     paths: list[str] = Field(default_factory=lambda: ["."], min_length=1)  # scanned recursively
     # The only exclusions: bandit's defaults and the project's .bandit never apply.
     exclude: list[_NoComma] = Field(
         default_factory=lambda: [".venv", "tests", ".neuroerp-ci", "node_modules"]
     )
     executable: str | None = None  # bandit binary to use instead of the one found
-    # bandit rule ids not run (B101, ...): named in the check's reason
-    skips: list[Annotated[str, Field(pattern=r"^[A-Z]+[0-9]+$")]] = Field(default_factory=list)
     # false: "# nosec" hides nothing; true: what it hides is listed as suppressed.
     honour_nosec: bool = True
 
@@ -110,7 +113,6 @@ class ScanPlan:
     unreadable: tuple[str, ...]  # "dir (why)": directories that could not be listed
     symlinked: tuple[str, ...]  # symlinked directories holding Python files
     project_configs: tuple[str, ...]  # project bandit settings not applied, e.g. ".bandit (skips)"
-    skips: tuple[str, ...] = ()  # the check's own skipped rules, named in the reason
 
 
 @dataclass(frozen=True)
@@ -257,7 +259,6 @@ def plan_scan(settings: BanditSettings, project: Path) -> ScanPlan:
         unreadable=tuple(unreadable),
         symlinked=tuple(symlinked),
         project_configs=tuple(project_configs(project, dot_bandit)),
-        skips=tuple(settings.skips),
     )
 
 
@@ -273,8 +274,6 @@ def bandit_argv(
     """Bandit's command line: recursive, JSON report to ``report``, our ini, absolute paths."""
     argv = [bandit, "-r", "-f", "json", "-o", str(report), "-q", "--ini", str(ini)]
     argv += ["-x", ",".join(plan.exclude)]  # "" = none; omitted, bandit's defaults would apply
-    if settings.skips:
-        argv += ["-s", ",".join(settings.skips)]
     if ignore_nosec:
         argv.append("--ignore-nosec")
     return [*argv, *plan.targets]
@@ -422,8 +421,6 @@ def report_reason(
         reason += "; # nosec not honoured"
     if plan is None:
         return reason
-    if plan.skips:
-        reason += f"; rules skipped by the check's skips: {', '.join(plan.skips)}"
     if plan.scripts:
         shown = [_shown(plan.project, p) for p in plan.scripts]
         reason += f"; {len(shown)} scripts without .py scanned: {_listed(shown)}"
@@ -457,14 +454,37 @@ def _finding(issue: dict[str, Any], project: Path) -> Finding:
         severity = FindingSeverity(str(issue["issue_severity"]).lower())
     except ValueError:
         severity = FindingSeverity.UNKNOWN  # bandit's "UNDEFINED"
+    rule, path, line = (
+        str(issue["test_id"]),
+        _shown(project, issue["filename"]),
+        int(issue["line_number"]),
+    )
+    more_info = issue.get("more_info")
     return Finding(
         tool="bandit",
-        rule=str(issue["test_id"]),
+        rule=rule,
         severity=severity,
         message=f"{issue['issue_text']} ({issue['test_name']})",
-        location=f"{_shown(project, issue['filename'])}:{int(issue['line_number'])}",
+        location=f"{path}:{line}",
         confidence=str(issue.get("issue_confidence", "")).lower() or None,
+        # The flagged code, not its line number: the finding stays itself when lines above
+        # it are added or removed.
+        fingerprint=fingerprint_of("bandit", rule, path, _flagged_code(issue, line)),
+        help_url=more_info if isinstance(more_info, str) else "",
     )
+
+
+def _flagged_code(issue: dict[str, Any], line: int) -> str:
+    """The source text of the flagged line in bandit's ``code`` excerpt (``"12 text"``
+    lines), whitespace removed; "" when the excerpt does not hold it."""
+    code = issue.get("code")
+    if not isinstance(code, str):
+        return ""
+    for text in code.splitlines():
+        number, _, rest = text.strip().partition(" ")
+        if number == str(line):
+            return "".join(rest.split())
+    return ""
 
 
 def _python_shebang(path: str) -> bool:

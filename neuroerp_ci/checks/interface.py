@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import NeuroErpCiError, ToolError
@@ -28,11 +28,29 @@ from neuroerp_ci.support.noise import NoiseSampler
 from neuroerp_ci.support.placeholders import expand
 from neuroerp_ci.support.text import printable_result
 
+# Settings keys that moved to the pipeline's [[waivers]] (one list for every scanner, each
+# entry with a reason, an owner and an end date): refused with a pointer, never ignored.
+WAIVER_POINTER = (
+    "{key} is gone: waive a finding with a [[waivers]] entry (rule, reason, owner, expires) "
+    "in the pipeline file; see docs/usage.md#waivers"
+)
+
 
 class KindSettings(BaseModel):
     """Base of every kind's settings: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # keys of earlier versions that are refused with a pointer to what replaced them
+    moved_keys: ClassVar[Mapping[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_moved(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            for key, pointer in cls.moved_keys.items():
+                if key in data:
+                    raise ValueError(pointer.format(key=f"settings.{key}"))
+        return data
 
 
 class TargetUserSettings(KindSettings):

@@ -13,7 +13,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from neuroerp_ci.model import FindingSeverity
+
 _SHOWN = 8
+
+# What every check that reports findings also measures against the stage's baseline run
+# (gates/new_findings.py): the findings this version introduced, in all and per severity.
+NEW_FINDINGS = "new_findings"
+NEW_FINDINGS_METRICS = frozenset(
+    {NEW_FINDINGS} | {f"{NEW_FINDINGS}_{s.value}" for s in FindingSeverity}
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,8 @@ class MetricNames:
 
     def produces(self, metric: str) -> bool:
         if self.any_name or metric in self.fixed:
+            return True
+        if self.findings and metric in NEW_FINDINGS_METRICS:
             return True
         item, dot, suffix = metric.rpartition(".")
         if not dot or suffix not in self.per_item:

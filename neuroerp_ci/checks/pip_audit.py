@@ -54,6 +54,7 @@ from neuroerp_ci.checks._requirements import (
 )
 from neuroerp_ci.checks.advisories import AdvisoryMirror, MirrorFolder, serve_osv, severity_label
 from neuroerp_ci.checks.interface import (
+    WAIVER_POINTER,
     Check,
     CheckContext,
     CheckKind,
@@ -65,6 +66,7 @@ from neuroerp_ci.errors import ToolError
 from neuroerp_ci.model import (
     CheckResult,
     CheckStatus,
+    Component,
     Direction,
     Finding,
     FindingSeverity,
@@ -96,6 +98,8 @@ Source = Literal["requirements", "environment", "both"]
 class PipAuditSettings(KindSettings):
     """Settings of a ``pip-audit`` check; paths are relative to the project."""
 
+    moved_keys: ClassVar[Mapping[str, str]] = {"ignore": WAIVER_POINTER}
+
     # What to audit: the pinned requirements (or lock), the target interpreter's packages, both.
     source: Source = "requirements"
     # pinned requirements files (nested -r files are read too)
@@ -108,8 +112,6 @@ class PipAuditSettings(KindSettings):
     fallback_mirror: str | None = None
     service: Literal["osv", "pypi"] = "osv"  # live service, used only without a mirror
     service_url: str | None = None  # live OSV query URL instead of api.osv.dev (tests, proxies)
-    # Advisory ids (or aliases) waived on purpose; pip-audit drops them from its report.
-    ignore: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     # The default condition advisory_age_days <= max_age_days, and its severity.
     max_age_days: float = Field(default=DEFAULT_MAX_AGE_DAYS, gt=0)
     max_age_severity: Severity = Severity.WARNING  # "blocking": old data fails the stage
@@ -245,7 +247,7 @@ class PipAuditCheck(CheckKind):
     def default_conditions(self, settings: KindSettings) -> tuple[dict[str, Any], ...]:
         own = settings if isinstance(settings, PipAuditSettings) else PipAuditSettings()
         conditions: list[dict[str, Any]] = [
-            {"findings": "any", "max": 0},  # waive one with settings.ignore
+            {"findings": "any", "max": 0},  # waive one with a [[waivers]] entry
             # Old advisory data cannot say "no known vulnerabilities": it warns (by default).
             {
                 "metric": "advisory_age_days",
@@ -278,6 +280,11 @@ class PipAuditCheck(CheckKind):
         result.findings = unique_findings(
             [f for p in packages for f in package_findings(p, data.mirror)]
         )
+        # What was audited, for the SBOM (the licence check adds the licences).
+        result.components = [
+            Component(p.name, p.version, purl=f"pkg:pypi/{canonicalize_name(p.name)}@{p.version}")
+            for p in {(p.name, p.version): p for p in packages}.values()
+        ]
         drifted = source_drift(sources)
         for metric in report_metrics(packages, sources, data, drifted):
             result.add_metric(metric)
@@ -487,8 +494,6 @@ def base_argv(
         # A private HTTP cache: concurrent runs do not share state, and pip is never asked.
         "--cache-dir", str(work / "pip-audit-cache"),
     ]  # fmt: skip
-    for advisory in settings.ignore:
-        argv += ["--ignore-vuln", advisory]
     return argv
 
 
@@ -554,6 +559,7 @@ def package_findings(package: AuditedPackage, mirror: AdvisoryMirror | None) -> 
                 location=f"{package.name}=={package.version}",
                 fix_versions=tuple(str(v) for v in vuln.get("fix_versions") or []),
                 aliases=aliases,
+                help_url=f"https://osv.dev/vulnerability/{advisory}",
             )
         )
     return findings

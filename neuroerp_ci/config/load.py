@@ -30,6 +30,7 @@ from neuroerp_ci.config.secret_refs import references
 from neuroerp_ci.dag import find_cycle
 from neuroerp_ci.errors import ConfigError
 from neuroerp_ci.gates.conditions import ConditionSpec
+from neuroerp_ci.gates.waivers import WaiverSpec, too_far_ahead
 from neuroerp_ci.support.placeholders import PLACEHOLDERS, describe_known, placeholder_names
 
 
@@ -95,9 +96,48 @@ def parse_pipeline(raw: dict[str, Any], path: Path) -> Pipeline:
         baseline_include=spec.baseline.include,
         notify=spec.notify,
         secrets=spec.secrets,
+        waivers=load_waivers(spec, path),
     )
     references(pipeline)  # a malformed or misplaced {env:...}/{secret:...} fails here
     return pipeline
+
+
+def load_waivers(spec: PipelineFile, path: Path) -> tuple[WaiverSpec, ...]:
+    """The pipeline file's waivers, then its waivers file's; each one ends at most
+    ``max_waiver_days`` from today, and no two share a name."""
+    found = [(path, "waivers", w) for w in spec.waivers]
+    waivers_file = spec.audit.waivers_file
+    if waivers_file is not None:
+        file = path.parent / waivers_file
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(path, "audit.waivers_file", f"{waivers_file}: no such file") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(file, "", f"cannot read the waivers file: {exc}") from None
+        extra = set(raw) - {"waivers"}
+        if extra:
+            raise ConfigError(file, sorted(extra)[0], "a waivers file holds [[waivers]] only")
+        entries = raw.get("waivers", [])
+        if not isinstance(entries, list):
+            raise ConfigError(file, "waivers", "must be an array of tables ([[waivers]])")
+        for index, entry in enumerate(entries):
+            try:
+                found.append((file, "waivers", WaiverSpec.model_validate(entry)))
+            except ValidationError as exc:
+                key, problem = _explain(exc, entry if isinstance(entry, dict) else {})
+                where = f"waivers[{index}]" + (f".{key}" if key else "")
+                raise ConfigError(file, where, problem) from None
+    names: set[str] = set()
+    for file, key, waiver in found:
+        where = f"{key}[{waiver.name}]"
+        if waiver.name in names:
+            raise ConfigError(file, where, f"two waivers are named {waiver.name!r}: give one an id")
+        names.add(waiver.name)
+        too_far = too_far_ahead(waiver, spec.audit.max_waiver_days)
+        if too_far:
+            raise ConfigError(file, f"{where}.expires", too_far)
+    return tuple(w for _, _, w in found)
 
 
 def _check(entry: CheckEntry, index: int, path: Path) -> Check:

@@ -34,6 +34,7 @@ from neuroerp_ci.checks import Check
 from neuroerp_ci.config.stage_rules import ApprovalSpec, CanarySpec, HooksSpec, LockSpec, NotifySpec
 from neuroerp_ci.errors import ConfigError, TargetError
 from neuroerp_ci.gates.conditions import ConditionSpec
+from neuroerp_ci.gates.waivers import MAX_WAIVER_DAYS, WaiverSpec
 from neuroerp_ci.model import Priority
 from neuroerp_ci.support.hosts import LOOPBACK_HOSTS, allowed_set, ensure_allowed, http_url_problem
 from neuroerp_ci.support.secrets import ENV_NAME, SecretsSpec
@@ -151,6 +152,15 @@ class BaselineSpec(_Strict):
     include: Literal["pass", "pass_or_warn"] = "pass"
 
 
+class AuditSpec(_Strict):
+    """How the security audit accepts findings (the ``[[waivers]]`` list)."""
+
+    # a TOML file of more [[waivers]], relative to the pipeline file (e.g. "waivers.toml")
+    waivers_file: str | None = Field(default=None, min_length=1)
+    # how far ahead a waiver may end: no finding is accepted for ever
+    max_waiver_days: int = Field(default=MAX_WAIVER_DAYS, ge=1, le=366)
+
+
 class PipelineFile(_Strict):
     target: TargetSpec = Field(default_factory=TargetSpec)
     advisories: AdvisorySpec = Field(default_factory=AdvisorySpec)
@@ -160,6 +170,9 @@ class PipelineFile(_Strict):
     secrets: SecretsSpec = Field(default_factory=SecretsSpec)
     checks: list[CheckEntry] = Field(min_length=1)
     stages: dict[str, StageSpec] = Field(min_length=1)
+    # accepted findings of every scanner, each with a reason, an owner and an end date
+    waivers: list[WaiverSpec] = Field(default_factory=list)
+    audit: AuditSpec = Field(default_factory=AuditSpec)
 
 
 @dataclass(frozen=True)
@@ -206,6 +219,7 @@ class Pipeline:
     baseline_include: Literal["pass", "pass_or_warn"] = "pass"
     notify: NotifySpec = field(default_factory=NotifySpec)
     secrets: SecretsSpec = field(default_factory=SecretsSpec)
+    waivers: tuple[WaiverSpec, ...] = ()  # the file's and the waivers file's, in that order
 
     def stage(self, name: str) -> Stage:
         try:

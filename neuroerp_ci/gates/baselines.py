@@ -11,18 +11,24 @@ import math
 from dataclasses import replace
 from typing import Protocol
 
-from neuroerp_ci.model import Baseline
+from neuroerp_ci.model import Baseline, FindingsBaseline
 
 
 class BaselineProvider(Protocol):
     def baseline(self, check: str, metric: str) -> Baseline | None:
         """The baseline of ``metric`` of ``check``, or None when there is none yet."""
 
+    def findings(self, check: str) -> FindingsBaseline | None:
+        """The findings of ``check`` in the baseline run, or None without such a run."""
+
 
 class NoBaselines:
     """For runs without a history store: every baseline condition reports 'no baseline'."""
 
     def baseline(self, check: str, metric: str) -> Baseline | None:
+        return None
+
+    def findings(self, check: str) -> FindingsBaseline | None:
         return None
 
 

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from neuroerp_ci.checks import Check
+from neuroerp_ci.model import FindingsBaseline
 from neuroerp_ci.gates.conditions.dispatch import (
     DEFAULT_MARK,
     StageConditions,
@@ -89,6 +90,9 @@ class _OneBaseline:
     def baseline(self, check: str, metric: str) -> Baseline | None:
         found = self._baseline
         return found if (found.check, found.metric) == (check, metric) else None
+
+    def findings(self, check: str) -> FindingsBaseline | None:
+        return None  # a replay judges timings, never findings
 
 
 def calibrate(

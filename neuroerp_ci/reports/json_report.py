@@ -19,12 +19,15 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import asdict, replace
 from typing import Any
 
 from neuroerp_ci.model import (
+    BaselineState,
     Calibration,
     CheckResult,
     CheckStatus,
+    Component,
     Confirmation,
     Direction,
     Finding,
@@ -37,12 +40,15 @@ from neuroerp_ci.model import (
     StageReport,
     Summary,
     Verdict,
+    WaiverRef,
     summary_line,
 )
 
 SCHEMA_VERSION = 2
 # Version 1 is version 2 without INCONCLUSIVE and the outcome keys it added: still readable.
 READABLE_VERSIONS = (1, 2)
+# Written beside report.json in every run folder (reports/registry.py).
+RELATED_FILES = {"sarif": "report.sarif", "sbom": "bom.cdx.json", "junit": "junit.xml"}
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 JsonObject = dict[str, Any]
@@ -89,6 +95,8 @@ def report_to_dict(report: StageReport) -> JsonObject:
         "finished_at": report.finished_at,
         "duration_s": _number(report.duration_s),
         "counts": _counts(report),
+        # The run folder's other views of the same run, for tools that read this one.
+        "files": dict(RELATED_FILES),
         "checks": [_check(result) for result in report.checks],
         "outcomes": [_outcome(outcome) for outcome in report.outcomes],
     }
@@ -192,6 +200,11 @@ def _counts(report: StageReport) -> JsonObject:
         "outcomes": {status.value: outcomes[status] for status in OutcomeStatus},
         "checks": {status.value: checks[status] for status in CheckStatus},
         "findings": {severity.value: findings[severity] for severity in FindingSeverity},
+        # counted findings the stage's baseline run did not have; findings a waiver covers
+        "new_findings": sum(
+            1 for c in report.checks for f in c.findings if f.baseline_state is BaselineState.NEW
+        ),
+        "waived": sum(len(c.waived) for c in report.checks),
     }
 
 
@@ -206,6 +219,11 @@ def _check(result: CheckResult) -> JsonObject:
         "findings": [_finding(finding) for finding in result.findings],
         # Hidden by the project (bandit "# nosec"): shown, never counted by a findings limit.
         "suppressed": [_finding(finding) for finding in result.suppressed],
+        # Covered by a pipeline waiver (its id, reason, owner, expiry): shown, never counted.
+        "waived": [_finding(finding) for finding in result.waived],
+        # The baseline run's findings that this run no longer has.
+        "absent": [_finding(finding) for finding in result.absent],
+        "components": [_component(c) for c in result.components],
         "artifacts": dict(sorted(result.artifacts.items())),
         "tool_versions": dict(sorted(result.tool_versions.items())),
         # A measurement's machine state over its window; null for other kinds.
@@ -280,7 +298,15 @@ def _finding(finding: Finding) -> JsonObject:
         "message": finding.message,
         "fix_versions": list(finding.fix_versions),
         "aliases": list(finding.aliases),
+        "fingerprint": finding.identity,
+        "help_url": finding.help_url,
+        "baseline_state": None if finding.baseline_state is None else finding.baseline_state.value,
+        "waiver": None if finding.waiver is None else asdict(finding.waiver),
     }
+
+
+def _component(component: Component) -> JsonObject:
+    return asdict(component)
 
 
 def _outcome(outcome: Outcome) -> JsonObject:
@@ -384,13 +410,17 @@ def _check_from(data: Mapping[str, Any], samples: Mapping[str, Any]) -> CheckRes
         artifacts={str(k): str(v) for k, v in data.get("artifacts", {}).items()},
         tool_versions={str(k): str(v) for k, v in data.get("tool_versions", {}).items()},
         suppressed=[_finding_from(f) for f in data.get("suppressed", [])],
+        waived=[_finding_from(f) for f in data.get("waived", [])],
+        absent=[_finding_from(f) for f in data.get("absent", [])],
+        components=[_component_from(c) for c in data.get("components", [])],
         noise=_noise_from(data.get("noise")),
     )
 
 
 def _finding_from(data: Mapping[str, Any]) -> Finding:
     confidence = data.get("confidence")
-    return Finding(
+    state, waiver = data.get("baseline_state"), data.get("waiver")
+    finding = Finding(
         tool=str(data["tool"]),
         rule=str(data["rule"]),
         severity=FindingSeverity(data["severity"]),
@@ -399,6 +429,33 @@ def _finding_from(data: Mapping[str, Any]) -> Finding:
         confidence=None if confidence is None else str(confidence),
         fix_versions=tuple(str(v) for v in data.get("fix_versions", ())),
         aliases=tuple(str(a) for a in data.get("aliases", ())),
+        help_url=str(data.get("help_url") or ""),
+        baseline_state=None if state is None else BaselineState(state),
+        waiver=None if waiver is None else _waiver_from(waiver),
+    )
+    # A fingerprint is written whether the tool gave it or it was derived: only a tool's own
+    # is kept as such.
+    written = str(data.get("fingerprint") or "")
+    return finding if written in ("", finding.identity) else replace(finding, fingerprint=written)
+
+
+def _waiver_from(data: Mapping[str, Any]) -> WaiverRef:
+    return WaiverRef(
+        id=str(data["id"]),
+        reason=str(data["reason"]),
+        owner=str(data["owner"]),
+        expires=str(data["expires"]),
+        expired=bool(data.get("expired", False)),
+    )
+
+
+def _component_from(data: Mapping[str, Any]) -> Component:
+    return Component(
+        name=str(data["name"]),
+        version=str(data["version"]),
+        purl=str(data.get("purl") or ""),
+        license=str(data.get("license") or ""),
+        license_declared=str(data.get("license_declared") or ""),
     )
 
 

@@ -1,7 +1,8 @@
 """``report.md``: the human summary of a stage run, also used as the Prefect artifacts.
 
 The headline says the verdict, the stage and the version; then the one-line summary, the
-outcomes (failing ones first), the checks, their metrics and their findings. No links, and
+outcomes (failing ones first), the checks, their metrics and their findings (waived ones with
+their waiver, new ones marked), and the run folder's other files by name. No links, and
 every piece of tool output is escaped so it cannot break a table or inject HTML.
 """
 
@@ -11,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from neuroerp_ci.model import (
+    BaselineState,
     CheckResult,
     CheckStatus,
     Finding,
@@ -156,7 +158,17 @@ def _facts(report: StageReport) -> str:
         ]
     )
     tested = _tested_line(report.tested)
-    return f"{summary}\n\n{facts}" + (f"\n\n{tested}" if tested else "")
+    return f"{summary}\n\n{facts}" + (f"\n\n{tested}" if tested else "") + _files_line(report)
+
+
+def _files_line(report: StageReport) -> str:
+    """Where the findings and the SBOM are, beside this file in the run's folder."""
+    findings = sum(len(c.findings) + len(c.waived) + len(c.suppressed) for c in report.checks)
+    components = len({(c.name, c.version) for r in report.checks for c in r.components})
+    return (
+        f"\n\nAlso in this run's folder: `report.sarif` ({findings} findings, SARIF 2.1.0 for "
+        f"code scanning) · `bom.cdx.json` (SBOM, {components} components) · `junit.xml`"
+    )
 
 
 def _tested_line(tested: Mapping[str, str]) -> str:
@@ -275,10 +287,17 @@ def _findings_lists(checks: Sequence[CheckResult]) -> str:
         check_id = _escape_inline(result.check_id)
         if result.findings:
             blocks.append(_finding_block(f"{check_id} ({len(result.findings)})", result.findings))
+        if result.waived:
+            # Accepted by a pipeline waiver: listed with it, never counted.
+            title = f"{check_id}: waived, not counted ({len(result.waived)})"
+            blocks.append(_finding_block(title, result.waived))
         if result.suppressed:
             # Hidden by the project ("# nosec"): shown so nothing vanishes, not counted.
             title = f"{check_id}: suppressed, not counted ({len(result.suppressed)})"
             blocks.append(_finding_block(title, result.suppressed))
+        if result.absent:
+            title = f"{check_id}: fixed since the baseline run ({len(result.absent)})"
+            blocks.append(_finding_block(title, result.absent))
     return "\n\n".join(blocks)
 
 
@@ -300,6 +319,17 @@ def _finding_line(finding: Finding) -> str:
         details.append("fix: " + ", ".join(_escape_inline(v) for v in finding.fix_versions))
     if finding.aliases:
         details.append("aka " + ", ".join(_escape_inline(a) for a in finding.aliases))
+    if finding.baseline_state is BaselineState.NEW:
+        details.append("**new**")
+    elif finding.baseline_state is BaselineState.UPDATED:
+        details.append("moved or changed")
+    waiver = finding.waiver
+    if waiver is not None:
+        state = "expired" if waiver.expired else "until"
+        details.append(
+            f"waiver {_escape_inline(waiver.id)} ({state} {waiver.expires}, "
+            f"{_escape_inline(waiver.owner)}: {_escape_inline(_shorten(waiver.reason))})"
+        )
     return (
         f"- **{finding.severity.value}** {rule} ({_escape_inline(finding.tool)}): "
         f"{_escape_inline(_shorten(finding.message))} — " + "; ".join(details)

@@ -9,10 +9,14 @@ from neuroerp_ci.reports.interface import Renderer
 from neuroerp_ci.reports.json_report import render_json, render_samples
 from neuroerp_ci.reports.junit import render_junit
 from neuroerp_ci.reports.markdown import render_markdown
+from neuroerp_ci.reports.sarif import render_sarif
+from neuroerp_ci.reports.sbom import render_sbom
 
 RENDERERS: dict[str, Renderer] = {
     "report.json": render_json,
     "samples.json": render_samples,
     "report.md": render_markdown,
     "junit.xml": render_junit,
+    "report.sarif": render_sarif,
+    "bom.cdx.json": render_sbom,
 }

@@ -32,6 +32,8 @@ from neuroerp_ci.gates import (
     evaluate_stage,
     summarize,
 )
+from neuroerp_ci.gates.new_findings import mark_baseline_states
+from neuroerp_ci.gates.waivers import apply_waivers
 from neuroerp_ci.model import Calibration, CheckResult, CheckStatus, Outcome, StageReport
 from neuroerp_ci.project.interpreter import Interpreter, find_interpreter, interpreter_outcome
 from neuroerp_ci.reports.writer import default_output_dir, new_run_id, write_reports
@@ -215,6 +217,10 @@ def run_stage(
                     include=pipeline.baseline_include,
                     exclude_run_id=run_id,
                 )
+            # Findings a waiver covers are set apart (listed, not counted), then every finding
+            # is compared with the baseline run's (new / unchanged / updated / absent).
+            waiver_outcomes = apply_waivers(results, pipeline.waivers)
+            mark_baseline_states(results, finding_checks(checks), baselines)
             conditions = stage.conditions_by_check()
             outcomes = evaluate_stage(stage.name, conditions, pipeline.checks, results, baselines)
             # Judged while the target still runs: a breached measurement is re-measured
@@ -231,6 +237,7 @@ def run_stage(
                 baselines,
                 stage=stage.name,
             )
+        outcomes = [*outcomes, *waiver_outcomes]
         outcomes = with_calibrations(outcomes, store, stage.name, pipeline.target.name)
         if uses_interpreter(pipeline, checks, needs_target):
             warning = interpreter_outcome(interpreter)
@@ -263,6 +270,11 @@ def run_stage(
         # What the tools, setup and the target wrote themselves (reports, logs).
         redact_tree(out_dir / "checks", out_dir / "setup", out_dir / "target.log")
     return StageOutcome(report, out_dir, files)
+
+
+def finding_checks(checks: Sequence[Check]) -> list[str]:
+    """The ids of the checks whose kind reports findings."""
+    return [c.id for c in checks if KINDS[c.kind].metric_names(c.settings).findings]
 
 
 def with_calibrations(

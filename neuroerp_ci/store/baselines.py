@@ -20,14 +20,22 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
 from sqlalchemy.engine import Connection
 
-from neuroerp_ci.model import Baseline, CheckStatus, OutcomeStatus, Verdict
+from neuroerp_ci.model import (
+    Baseline,
+    CheckStatus,
+    Finding,
+    FindingsBaseline,
+    FindingSeverity,
+    OutcomeStatus,
+    Verdict,
+)
 from neuroerp_ci.store.records import PASSING, RunStatus, samples_from_json
-from neuroerp_ci.store.schema import check_results, metrics, outcomes, runs
+from neuroerp_ci.store.schema import check_results, findings, metrics, outcomes, runs
 
 Reader = Callable[[], AbstractContextManager[Connection]]
 
@@ -116,6 +124,41 @@ class StoreBaselineProvider:
             runs=tuple(r.run_id for r in rows),
             pinned=pinned is not None,
         )
+
+    def findings(self, check: str) -> FindingsBaseline | None:
+        """The findings of ``check`` in the baseline run: the pinned run, else the newest
+        candidate run in which the check completed (counted and waived findings; what the
+        source suppressed is not a finding). None when no run fits."""
+        completed = (
+            select(runs.c.pk, runs.c.run_id)
+            .select_from(check_results.join(runs, runs.c.pk == check_results.c.run_pk))
+            .where(
+                *self._candidate_filters(),
+                check_results.c.check_id == check,
+                check_results.c.status == CheckStatus.OK.value,
+            )
+            .order_by(runs.c.started_at.desc(), runs.c.pk.desc())
+            .limit(1)
+        )
+        pinned = self.pinned_run()
+        if pinned is not None:
+            completed = completed.where(runs.c.run_id == pinned)
+        elif self._since is not None:
+            completed = completed.where(runs.c.started_at >= self._since)
+        with self._read() as conn:
+            run = conn.execute(completed).first()
+            if run is None:
+                return None
+            rows = conn.execute(
+                select(findings)
+                .where(
+                    findings.c.run_pk == run.pk,
+                    findings.c.check_id == check,
+                    findings.c.state.in_(("counted", "waived")),
+                )
+                .order_by(findings.c.pk)
+            ).all()
+        return FindingsBaseline(run.run_id, tuple(_stored_finding(r._mapping) for r in rows))
 
     def qualified(self, check: str, metric: str) -> Select[str, float, str]:
         """Every run that may be a baseline of ``metric`` of ``check`` (run id, value,
@@ -233,3 +276,17 @@ class StoreBaselineProvider:
         if self._since is None:
             return query
         return query.where(runs.c.started_at >= self._since)
+
+
+def _stored_finding(row: Any) -> Finding:
+    """A finding as the store keeps it (no fix versions or aliases: the fingerprint, rule and
+    location are what a comparison needs)."""
+    return Finding(
+        tool=row["tool"],
+        rule=row["rule"],
+        severity=FindingSeverity(row["severity"]),
+        message=row["message"],
+        location=row["location"],
+        confidence=row["confidence"],
+        fingerprint=row["fingerprint"] or "",
+    )

@@ -469,9 +469,17 @@ def _write_children(conn: Connection, pk: int, report: StageReport) -> None:
             "confidence": f.confidence,
             "location": f.location,
             "message": f.message,
+            "fingerprint": f.identity,
+            "state": state,
+            "waiver_id": None if f.waiver is None else f.waiver.id,
         }
         for r in report.checks
-        for f in r.findings
+        for state, listed in (
+            ("counted", r.findings),
+            ("waived", r.waived),
+            ("suppressed", r.suppressed),
+        )
+        for f in listed
     ]
     concluded = [
         {

@@ -20,6 +20,11 @@ with ``status`` widened for ``inconclusive``; on ``check_results`` the machine's
 (JSON); and ``calibrations``, a condition's measured false-alarm and detection rates. A fresh
 store is built the same way as an old one is upgraded (version 1's frozen tables, then
 version 3's columns added), so the two cannot differ.
+
+Version 4 adds what a security audit needs of the past: on ``findings`` each finding's stable
+fingerprint (what ``new = true`` conditions and SARIF's ``baselineState`` compare), its state
+(``counted``, ``waived`` by a pipeline waiver, ``suppressed`` in the source) and the waiver's
+id, so a later run finds every finding of its baseline run, waived ones too.
 """
 
 from __future__ import annotations
@@ -123,6 +128,17 @@ def _outcome_columns_v3() -> list[Column[Any]]:
     ]
 
 
+def _finding_columns_v4() -> list[Column[Any]]:
+    """The columns migration 4 adds to ``findings`` (NULL fingerprint: a legacy row, whose
+    fingerprint is derived again from tool, rule and location)."""
+    return [
+        Column("fingerprint", String(64)),
+        # counted | waived | suppressed
+        Column("state", String(16), nullable=False, default="counted", server_default="counted"),
+        Column("waiver_id", String(200)),
+    ]
+
+
 check_results = Table(
     "check_results",
     metadata,
@@ -164,6 +180,7 @@ findings = Table(
     Column("confidence", String(32)),
     Column("location", Text, nullable=False),
     Column("message", Text, nullable=False),
+    *_finding_columns_v4(),
 )
 
 outcomes = Table(
@@ -252,7 +269,19 @@ def _v1_tables() -> tuple[Table, ...]:
         UniqueConstraint("run_pk", "check_id", name="uq_check_results_run_check"),
     )
     v1_metrics = metrics.to_metadata(frozen)  # unchanged since version 1
-    v1_findings = findings.to_metadata(frozen)  # unchanged since version 1
+    v1_findings = Table(
+        "findings",
+        frozen,
+        Column("pk", Integer, primary_key=True, autoincrement=True),
+        _run_pk(),
+        Column("check_id", String(128), nullable=False),
+        Column("tool", String(64), nullable=False),
+        Column("rule", String(200), nullable=False),
+        Column("severity", String(16), nullable=False),
+        Column("confidence", String(32)),
+        Column("location", Text, nullable=False),
+        Column("message", Text, nullable=False),
+    )
     v1_outcomes = Table(
         "outcomes",
         frozen,
@@ -301,10 +330,15 @@ def _v3(conn: Connection) -> None:
     calibrations.create(conn)
 
 
+def _v4(conn: Connection) -> None:
+    _add_columns(conn, findings.name, _finding_columns_v4())
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, check results, metrics, findings, outcomes", _v1),
     Migration(2, "rollout locks", _v2),
     Migration(3, "outcome metric, noise, inconclusive, confirmations; calibrations", _v3),
+    Migration(4, "finding fingerprints, waived and suppressed findings", _v4),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

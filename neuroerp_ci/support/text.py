@@ -67,6 +67,19 @@ def printable_result(result: CheckResult) -> CheckResult:
         metrics=metrics,
         findings=[_finding(f) for f in result.findings],
         suppressed=[_finding(f) for f in result.suppressed],
+        waived=[_finding(f) for f in result.waived],
+        absent=[_finding(f) for f in result.absent],
+        components=[
+            replace(
+                c,
+                name=printable(c.name),
+                version=printable(c.version),
+                purl=printable(c.purl),
+                license=printable(c.license),
+                license_declared=printable(c.license_declared),
+            )
+            for c in result.components
+        ],
         artifacts={printable(k): printable(v) for k, v in result.artifacts.items()},
         tool_versions={printable(k): printable(v) for k, v in result.tool_versions.items()},
     )
@@ -85,5 +98,7 @@ def _finding(finding: Finding) -> Finding:
         location=printable(finding.location),
         confidence=None if finding.confidence is None else printable(finding.confidence),
         fix_versions=tuple(printable(v) for v in finding.fix_versions),
+        fingerprint=printable(finding.fingerprint),
+        help_url=printable(finding.help_url),
         aliases=tuple(printable(a) for a in finding.aliases),
     )

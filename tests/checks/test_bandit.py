@@ -178,9 +178,7 @@ def test_report_of_another_shape_is_an_error(broken: Any) -> None:
 
 def test_argv_uses_absolute_targets_and_exclusions(tmp_path: Path) -> None:
     write(tmp_path, {"app/a.py": "", "tests/test_a.py": ""})
-    settings = BanditSettings(
-        paths=["app", "."], exclude=["tests", "nothere", "*/migrations/*"], skips=["B101"]
-    )
+    settings = BanditSettings(paths=["app", "."], exclude=["tests", "nothere", "*/migrations/*"])
     plan = plan_scan(settings, tmp_path)
     ini = tmp_path / "own.ini"
 
@@ -189,7 +187,7 @@ def test_argv_uses_absolute_targets_and_exclusions(tmp_path: Path) -> None:
     # "nothere" is not passed: bandit would drop every file whose name merely contains it.
     assert argv == [
         "bandit", "-r", "-f", "json", "-o", str(tmp_path / "out.json"), "-q", "--ini", str(ini),
-        "-x", f"{tmp_path / 'tests'},*/migrations/*", "-s", "B101",
+        "-x", f"{tmp_path / 'tests'},*/migrations/*",
         str(tmp_path / "app"), str(tmp_path),
     ]  # fmt: skip
     assert bandit_argv("bandit", settings, plan, tmp_path / "o", ini, ignore_nosec=True)[-3:] == [
@@ -206,8 +204,8 @@ def test_argv_without_exclusions_still_replaces_the_tool_defaults(tmp_path: Path
 def test_settings_reject_values_bandit_would_split() -> None:
     with pytest.raises(ValidationError):
         BanditSettings(exclude=["a,b"])
-    with pytest.raises(ValidationError):
-        BanditSettings(skips=["B101,B102"])
+    with pytest.raises(ValidationError, match=r"settings.skips is gone: .*\[\[waivers\]\]"):
+        BanditSettings.model_validate({"skips": ["B101"]})  # rules are waived, not skipped
     with pytest.raises(ValidationError):
         BanditSettings(paths=[])
 
@@ -258,17 +256,6 @@ def test_default_exclusions_really_exclude(tmp_path: Path) -> None:
     assert result.reason == (
         "no findings in 1 files, 2 lines; 3 Python files excluded by the check's exclude"
     )
-
-
-@pytest.mark.integration
-def test_skipped_rules_are_not_reported(tmp_path: Path) -> None:
-    project = write(tmp_path, {"app/shell.py": SHELL})
-
-    result = run_check(project, BanditSettings(skips=["B602", "B404"]))
-
-    assert result.status is CheckStatus.OK, result.reason
-    assert result.findings == []
-    assert result.reason.endswith("; rules skipped by the check's skips: B602, B404")
 
 
 @pytest.mark.integration

@@ -18,8 +18,16 @@ from neuroerp_ci.checks._locust_stats import parse_run_record, parse_stats
 from neuroerp_ci.checks.bandit import parse_bandit_report
 from neuroerp_ci.checks.bandit import report_metrics as bandit_metrics
 from neuroerp_ci.checks.database import StatementRun, statement_metrics
+from neuroerp_ci.checks.detect_secrets import (
+    FileList,
+    HistoryScan,
+    ScanOutput,
+    Triage,
+    scan_metrics,
+)
 from neuroerp_ci.checks.frontend import Chunk, PageLoad, page_metrics, size_metrics
 from neuroerp_ci.checks.http import ProbeRun, Sample, probe_metrics
+from neuroerp_ci.checks.licenses import report_metrics as licence_metrics
 from neuroerp_ci.checks.load import LoadSettings, interpret
 from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.checks.network import Timing, network_metrics
@@ -40,6 +48,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "database": {"url": "sqlite:///x.db", "statements": [{"name": "one", "sql": "SELECT 1"}]},
     "network": {"hosts": [{"name": "api", "url": "/health"}]},
     "frontend": {},
+    "secrets": {"history": "HEAD~3..HEAD"},
+    "licenses": {"deny": ["GPL-3.0-only"]},
 }
 
 
@@ -120,6 +130,12 @@ def produced(kind: str, assets: Path, tmp_path: Path) -> set[str]:
     if kind == "network":
         timing = Timing("api", False, 1.0, 1.0, 1.0, 1.0, status=200)
         return {m.name for m in network_metrics([timing], ["api"])}
+    if kind == "secrets":
+        listing = FileList(("a.py",), "git-tracked files", True)
+        history = HistoryScan("HEAD~3..HEAD", ("abc",))
+        return {m.name for m in scan_metrics(listing, ScanOutput((), {}, {}), Triage(), history)}
+    if kind == "licenses":
+        return {m.name for m in licence_metrics([])}
     assert kind == "frontend"
     chunks = [Chunk("app.js", "app.1a2b3c4d.js", 10, 5, 4), Chunk("main.css", "main.css", 9, 4, 3)]
     page = PageLoad(False, 200, 1.0, 2.0, assets=2, transfer_bytes=100)

@@ -89,17 +89,19 @@ def tool_run(returncode: int, stderr: str = "") -> ToolRun:
 def test_settings_defaults_and_validation() -> None:
     settings = PipAuditSettings()
     assert settings.requirements == ["requirements.txt"]
-    assert settings.service == "osv" and settings.mirror is None and settings.ignore == []
+    assert settings.service == "osv" and settings.mirror is None
     with pytest.raises(ValidationError, match="service_url"):
         PipAuditSettings(service="pypi", service_url="http://127.0.0.1:1/v1/query")
     with pytest.raises(ValidationError):
         PipAuditSettings(requirements=[])
     with pytest.raises(ValidationError):
         PipAuditSettings.model_validate({"requirement": ["typo.txt"]})
+    with pytest.raises(ValidationError, match=r"settings.ignore is gone: .*\[\[waivers\]\]"):
+        PipAuditSettings.model_validate({"ignore": ["PYSEC-2021-108"]})
 
 
 def test_base_argv_pins_only_json_private_cache(tmp_path: Path) -> None:
-    settings = PipAuditSettings(ignore=["PYSEC-2021-108"])
+    settings = PipAuditSettings()
     reqs = [tmp_path / "a.txt", tmp_path / "b.txt"]
     argv = base_argv("pip-audit", settings, reqs, tmp_path, tmp_path / "out.json")
     assert argv[:5] == ["pip-audit", "-r", str(reqs[0]), "-r", str(reqs[1])]
@@ -108,7 +110,7 @@ def test_base_argv_pins_only_json_private_cache(tmp_path: Path) -> None:
     assert argv[argv.index("-f") + 1] == "json"
     assert argv[argv.index("-o") + 1] == str(tmp_path / "out.json")
     assert argv[argv.index("--cache-dir") + 1] == str(tmp_path / "pip-audit-cache")
-    assert argv[-2:] == ["--ignore-vuln", "PYSEC-2021-108"]
+    assert "--ignore-vuln" not in argv  # waivers act on findings, never hide them from the tool
 
 
 # --- reading the report (captured pip-audit 2.10.1 outputs) ---------------------------------
@@ -301,16 +303,6 @@ def test_clean_pins_against_real_mirror(tmp_path: Path, advisory_mirror: Path) -
     assert result.findings == []
     assert result.metrics["dependencies"].value == len(CLEAN_PINS.splitlines())
     assert result.metrics["vulnerabilities"].value == 0
-
-
-@pytest.mark.integration
-def test_waived_advisory_is_dropped(tmp_path: Path, advisory_mirror: Path) -> None:
-    result = run_check(
-        tmp_path, "urllib3==1.26.4\n", advisories=advisory_mirror, ignore=["PYSEC-2021-108"]
-    )
-    assert result.status is CheckStatus.OK, result.reason
-    rules = {f.rule for f in result.findings}
-    assert "PYSEC-2021-108" not in rules and "PYSEC-2023-212" in rules
 
 
 @pytest.mark.integration

@@ -7,6 +7,7 @@ from typing import Any
 
 from neuroerp_ci.checks import Check, KindSettings
 from neuroerp_ci.config import ConditionSpec
+from neuroerp_ci.model import FindingsBaseline
 from neuroerp_ci.model import (
     Baseline,
     CheckResult,
@@ -27,6 +28,9 @@ class DictBaselines:
     def baseline(self, check: str, metric: str) -> Baseline | None:
         self.asked.append((check, metric))
         return self._by_key.get((check, metric))
+
+    def findings(self, check: str) -> FindingsBaseline | None:
+        return None
 
 
 def make_baseline(

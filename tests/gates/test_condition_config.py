@@ -136,7 +136,7 @@ def test_keyword_construction_and_equality() -> None:
         ),
         (
             '{ check = "a", findings = "high", max = 0, max_increase = 1 }',
-            "a findings limit takes 'max' (a count) and nothing else",
+            "a findings limit takes 'max' (a count), optionally 'new' (true/false)",
         ),
         ('{ check = "a", findings = "high", regression = {} }', "takes 'max'"),
         ('{ check = "a", metric = "x", max_increase_pct = -5 }', "greater than or equal to 0"),

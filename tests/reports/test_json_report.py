@@ -26,7 +26,7 @@ GOLDEN = Path(__file__).resolve().parents[1] / "assets" / "reports"
 TOP_LEVEL = [
     "schema_version", "run_id", "stage", "version", "target", "verdict", "summary",
     "recorded", "record_error", "tested", "started_at", "finished_at", "duration_s", "counts",
-    "checks", "outcomes",
+    "files", "checks", "outcomes",
 ]
 
 
@@ -68,7 +68,12 @@ def test_enums_are_strings_and_numbers_are_numbers(fail_report: StageReport) -> 
         "message": "Jinja2 sandbox escape",
         "fix_versions": ["2.11.3"],
         "aliases": ["CVE-2020-28493"],
+        "fingerprint": audit["findings"][0]["fingerprint"],
+        "help_url": "",
+        "baseline_state": None,
+        "waiver": None,
     }
+    assert len(audit["findings"][0]["fingerprint"]) == 16
     assert data["outcomes"][3] == {
         "check": "bandit",
         "condition": "findings(high+) <= 0",
@@ -100,6 +105,8 @@ def test_counts(fail_report: StageReport) -> None:
         "outcomes": {"pass": 2, "fail": 2, "warn": 1, "info": 1, "inconclusive": 0},
         "checks": {"ok": 3, "error": 1, "skipped": 1},
         "findings": {"critical": 0, "high": 8, "medium": 8, "low": 9, "unknown": 1},
+        "new_findings": 0,
+        "waived": 0,
     }
 
 
@@ -116,7 +123,7 @@ def test_metrics_artifacts_and_tool_versions_are_sorted(pass_report: StageReport
     assert list(check["artifacts"]) == ["coverage", "junit"]
     assert list(check) == [
         "id", "kind", "status", "reason", "duration_s", "metrics", "findings", "suppressed",
-        "artifacts", "tool_versions", "noise",
+        "waived", "absent", "components", "artifacts", "tool_versions", "noise",
     ]
 
 

@@ -9,7 +9,14 @@ from neuroerp_ci.reports import RENDERERS
 
 
 def test_registry_names_the_files_a_run_writes() -> None:
-    assert set(RENDERERS) == {"report.json", "samples.json", "report.md", "junit.xml"}
+    assert set(RENDERERS) == {
+        "report.json",
+        "samples.json",
+        "report.md",
+        "junit.xml",
+        "report.sarif",
+        "bom.cdx.json",
+    }
 
 
 def test_every_renderer_renders_every_sample_report(any_report: StageReport) -> None:
@@ -18,7 +25,7 @@ def test_every_renderer_renders_every_sample_report(any_report: StageReport) -> 
         assert isinstance(text, str)
         assert text.endswith("\n"), name
         assert text == render(any_report), f"{name} is not deterministic"
-        if name.endswith(".json"):
+        if name.endswith((".json", ".sarif")):
             json.loads(text)
         elif name.endswith(".xml"):
             ET.fromstring(text)

@@ -45,14 +45,19 @@ def test_migration_1_keeps_creating_the_version_1_tables(store_url: str) -> None
             assert migrate(conn, MIGRATIONS[:1]) == [1]
         v1 = {c["name"] for c in inspect(conn).get_columns("outcomes")}
         conn.rollback()  # end the inspection's transaction
+        v1_findings = {c["name"] for c in inspect(conn).get_columns("findings")}
+        conn.rollback()
         with conn.begin():
-            assert migrate(conn) == [2, 3]
+            assert migrate(conn) == [2, 3, 4]
         v3 = {c["name"] for c in inspect(conn).get_columns("outcomes")}
         noise = {c["name"] for c in inspect(conn).get_columns("check_results")}
+        v4_findings = {c["name"] for c in inspect(conn).get_columns("findings")}
     engine.dispose()
     added = {"metric", "no_baseline", "breached", "counts_as", "mde_pct", "needed_n",
              "confirmations"}  # fmt: skip
     assert not added & v1 and v3 == v1 | added and "noise" in noise
+    finding_columns = {"fingerprint", "state", "waiver_id"}
+    assert not finding_columns & v1_findings and v4_findings == v1_findings | finding_columns
 
 
 def test_reopening_applies_nothing_again(store_url: str) -> None:

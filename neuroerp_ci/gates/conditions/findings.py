@@ -1,6 +1,11 @@
 """The findings limit: ``{ findings = "high", max = 0 }`` counts the check's findings of that
-severity or above (``"any"``: all of them) and allows at most ``max``. What a kind leaves
-out on purpose (pip-audit's ``ignore``) is never a finding here.
+severity or above (``"any"``: all of them) and allows at most ``max``. What a waiver covers
+(gates/waivers.py) or the source suppresses (``# nosec``) is never counted here; a finding
+whose waiver expired is, and the reason names the waiver.
+
+``new = true`` counts only the findings this version introduced: those the stage's baseline
+run did not have (gates/new_findings.py), so a team stops new debt while old findings stay
+visible. Without a baseline run every finding counts as new, and the reason says so.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from pydantic import field_validator
 
 from neuroerp_ci.gates.conditions.interface import ConditionForm, Evidence, FormParams
 from neuroerp_ci.gates.conditions.judgement import Judgement
-from neuroerp_ci.model import Finding, FindingSeverity
+from neuroerp_ci.model import BaselineState, Finding, FindingSeverity
 
 
 class FindingsParams(FormParams):
@@ -20,6 +25,8 @@ class FindingsParams(FormParams):
     # the lowest severity counted ("unknown" counts as high), or "any": every finding
     findings: FindingSeverity | Literal["any"]
     max: int  # the most findings allowed: a whole number >= 0
+    # count only the findings the stage's baseline run did not have ("clean as you code")
+    new: bool = False
 
     @field_validator("max", mode="before")
     @classmethod
@@ -38,25 +45,42 @@ class FindingsLimit(ConditionForm[FindingsParams]):
     keys = ("findings",)
     params_model = FindingsParams
     subject = "findings"
-    usage = "a findings limit takes 'max' (a count) and nothing else"
+    usage = "a findings limit takes 'max' (a count), optionally 'new' (true/false)"
 
     def describe(self, params: FindingsParams, metric: str | None) -> tuple[str, str]:
         level = "any" if params.findings == "any" else f"{params.findings}+"
         target = f"<= {params.max}"
-        return f"findings({level}) {target}", target
+        what = "new_findings" if params.new else "findings"
+        return f"{what}({level}) {target}", target
 
     def judge(self, params: FindingsParams, evidence: Evidence) -> Judgement:
-        counted = counted_findings(evidence.result.findings, params.findings)
+        result = evidence.result
+        counted = counted_findings(result.findings, params.findings)
+        unknown = ""
+        if params.new:
+            if any(f.baseline_state is not None for f in [*result.findings, *result.waived]):
+                counted = [f for f in counted if f.baseline_state is BaselineState.NEW]
+            elif counted:
+                unknown = " (no baseline run to compare with: every finding counts as new)"
         count, limit = len(counted), params.max
         level = "" if params.findings == "any" else f" of severity {params.findings} or above"
+        what = "new findings" if params.new else "findings"
         check_id = evidence.check_id
+        waived = f"; {len(result.waived)} waived" if result.waived else ""
         if count > limit:
-            named = "; ".join(f"{f.rule} {f.severity.value} at {f.location}" for f in counted[:3])
+            named = "; ".join(_named(f) for f in counted[:3])
             more = f" and {count - 3} more" if count > 3 else ""
-            reason = f"{check_id}: {count} findings{level} > {limit}: {named}{more}"
-            return Judgement("breached", float(count), f"<= {limit}", reason)
-        reason = f"{check_id}: {count} findings{level} (limit {limit})"
+            reason = f"{check_id}: {count} {what}{level} > {limit}{unknown}: {named}{more}"
+            return Judgement("breached", float(count), f"<= {limit}", reason + waived)
+        reason = f"{check_id}: {count} {what}{level} (limit {limit}){waived}"
         return Judgement("met", float(count), f"<= {limit}", reason)
+
+
+def _named(finding: Finding) -> str:
+    text = f"{finding.rule} {finding.severity.value} at {finding.location}"
+    if finding.waiver is not None and finding.waiver.expired:
+        text += f" (waiver {finding.waiver.id} expired {finding.waiver.expires})"
+    return text
 
 
 def counted_findings(findings: list[Finding], level: FindingSeverity | str) -> list[Finding]:
