@@ -59,6 +59,13 @@ from typing import Any
 from neuroerp_ci.checks.advisories import AdvisoryMirror, serve_osv
 from neuroerp_ci.checks.bandit import OWN_INI, BanditSettings, bandit_argv, plan_scan
 from neuroerp_ci.checks.command import CommandSettings
+from neuroerp_ci.checks.detect_secrets import (
+    Deadline,
+    SecretsSettings,
+    list_files,
+    scan_argv,
+    tool_env,
+)
 from neuroerp_ci.checks.http import HttpProbeSettings
 from neuroerp_ci.checks.pip_audit import PipAuditSettings, base_argv, requirement_files
 from neuroerp_ci.checks.pytest import (
@@ -292,8 +299,11 @@ def shell_script(demo: Demo, work: Path, osv_url: str) -> str:
             report, ini = cwork / "bandit.json", cwork / "bandit.ini"
             ini.write_text(OWN_INI, encoding="utf-8")  # as the kind: no project .bandit applies
             plan = plan_scan(settings, project)
-            argv = ["env", f"XDG_CACHE_HOME={cwork / 'cache'}",
-                    *bandit_argv(find_tool("bandit"), settings, plan, report, ini)]
+            argv = [
+                "env",
+                f"XDG_CACHE_HOME={cwork / 'cache'}",
+                *bandit_argv(find_tool("bandit"), settings, plan, report, ini),
+            ]
             ok = (0, 1)
         elif isinstance(settings, PipAuditSettings):
             files = requirement_files(settings, project)
@@ -301,6 +311,18 @@ def shell_script(demo: Demo, work: Path, osv_url: str) -> str:
             argv += ["-s", "osv", "--osv-url", f"{osv_url}/v1/query"]
             lines.append("export NO_PROXY=127.0.0.1,localhost")
             ok = (0,)
+        elif isinstance(settings, SecretsSettings):
+            # The kind's two runs over the same file list: the scan, then allowlisted lines.
+            env = tool_env(os.environ)
+            listing = list_files(settings, project, cwork, env, Deadline(check.timeout))
+            tool = find_tool("detect-secrets")
+            scan = scan_argv(tool, settings, listing.files)
+            nonempty = [f for f in listing.files if (project / f).stat().st_size]
+            allowed = scan_argv(tool, settings, nonempty, allowlisted=True)
+            lines.append(
+                f"cd {q(str(project))} && {shlex.join(allowed)} >/dev/null 2>&1 && cd - >/dev/null"
+            )
+            argv, ok = ["sh", "-c", f"cd {q(str(project))} && {shlex.join(scan)}"], (0,)
         elif isinstance(settings, HttpProbeSettings):
             argv, ok = http_loop_argv(python, settings, base_url), (0,)
         elif isinstance(settings, CommandSettings):
@@ -615,14 +637,20 @@ def component_costs(root: Path, repeat: int) -> list[str]:
     probes = {
         "python -c pass (interpreter start)": [sys.executable, "-c", "pass"],
         "import neuroerp_ci.cli (what validate/plan load)": [
-            sys.executable, "-c", "import neuroerp_ci.cli",
+            sys.executable,
+            "-c",
+            "import neuroerp_ci.cli",
         ],  # fmt: skip
         "import prefect": [sys.executable, "-c", "import prefect"],
         "import neuroerp_ci.run.runner (no Prefect)": [
-            sys.executable, "-c", "import neuroerp_ci.run.runner",
+            sys.executable,
+            "-c",
+            "import neuroerp_ci.run.runner",
         ],  # fmt: skip
         "import neuroerp_ci.orchestration (runner + Prefect)": [
-            sys.executable, "-c", "import neuroerp_ci.orchestration",
+            sys.executable,
+            "-c",
+            "import neuroerp_ci.orchestration",
         ],  # fmt: skip
         "bandit --version (run by the bandit check)": [find_tool("bandit"), "--version"],
         "pip-audit --version (run by the pip-audit check)": [find_tool("pip-audit"), "--version"],

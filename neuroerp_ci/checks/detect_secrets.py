@@ -263,7 +263,7 @@ class Triage:
     repeats: int = 0  # history hits of a secret already reported
 
 
-class _Deadline:
+class Deadline:
     """The check's timeout, shared by all of its tool runs."""
 
     def __init__(self, seconds: float) -> None:
@@ -296,7 +296,7 @@ class SecretsCheck(CheckKind):
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
         settings = typed_settings(check, SecretsSettings)
         tool = find_tool(TOOL, _override(settings.executable, ctx.project_dir))
-        deadline, env = _Deadline(check.timeout), tool_env(ctx.env)
+        deadline, env = Deadline(check.timeout), tool_env(ctx.env)
         out = _Outputs(ctx.work_dir)
         out.remove_stale()
         known = load_baseline(ctx.project_dir, settings)
@@ -427,7 +427,7 @@ def list_files(
     project: Path,
     work_dir: Path,
     env: Mapping[str, str],
-    deadline: _Deadline,
+    deadline: Deadline,
 ) -> FileList:
     """The files to scan: git-tracked (or all, outside git), narrowed by the settings.
 
@@ -483,7 +483,7 @@ def list_files(
 
 
 def git_tracked(
-    project: Path, env: Mapping[str, str], deadline: _Deadline
+    project: Path, env: Mapping[str, str], deadline: Deadline
 ) -> tuple[list[tuple[str, str]] | None, str]:
     """(mode, path) of every file git tracks under the project, and how the files were found;
     None when the project is not in a git repository (every file is scanned then)."""
@@ -597,7 +597,7 @@ def unquote_git_path(text: str) -> str:
     return os.fsdecode(bytes(raw))
 
 
-def _git(git: str, args: list[str], cwd: Path, env: Mapping[str, str], deadline: _Deadline) -> str:
+def _git(git: str, args: list[str], cwd: Path, env: Mapping[str, str], deadline: Deadline) -> str:
     """git's stdout, or ToolError quoting its stderr only (stdout may be file contents)."""
     run = run_tool(
         [git, "-c", "core.quotePath=true", *args],
@@ -690,7 +690,7 @@ def scan_files(
     cwd: Path,
     settings: SecretsSettings,
     env: Mapping[str, str],
-    deadline: _Deadline,
+    deadline: Deadline,
     log: list[str],
     *,
     allowlisted: bool = False,
@@ -700,6 +700,12 @@ def scan_files(
     detected: list[Detected] = []
     filtered: dict[str, str] = {}
     report: dict[str, Any] = {}
+    if allowlisted:
+        # detect-secrets 1.5 crashes on an empty file with --only-allowlisted (an empty
+        # __init__.py is in most projects); an empty file holds no allowlisted line anyway.
+        files = tuple(name for name in files if _size(cwd / name) != 0)
+        if not files:
+            return ScanOutput((), {}, {"results": {}})
     for chunk in chunked(files):
         argv = scan_argv(tool, settings, chunk, allowlisted=allowlisted)
         run = run_tool(argv, cwd=cwd, timeout=deadline.left(), env=env, ok_codes=None)
@@ -718,6 +724,13 @@ def scan_files(
         results = report.get("results", {})
         report = {**part, **report, "results": {**results, **part["results"]}}
     return ScanOutput(tuple(detected), filtered, report)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None  # scanned anyway: detect-secrets' own run names what it could not read
 
 
 def chunked(files: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
@@ -876,7 +889,7 @@ def crash_reason(run: ToolRun) -> str:
     )
 
 
-def tool_version(tool: str, cwd: Path, env: Mapping[str, str], deadline: _Deadline) -> str:
+def tool_version(tool: str, cwd: Path, env: Mapping[str, str], deadline: Deadline) -> str:
     run = run_tool([tool, "--version"], cwd=cwd, timeout=deadline.left(), env=env, ok_codes=None)
     version = run.stdout.strip()
     return version if run.returncode == 0 and re.fullmatch(r"\d+(\.\d+)*\S{0,20}", version) else ""
@@ -948,7 +961,7 @@ def scan_history(
     settings: SecretsSettings,
     project: Path,
     env: Mapping[str, str],
-    deadline: _Deadline,
+    deadline: Deadline,
     log: list[str],
 ) -> HistoryScan:
     """Scan the lines each commit of ``settings.history`` added (merges left out).
@@ -1006,7 +1019,7 @@ def scan_history(
 
 
 def _commit_files(
-    git: str, commit: str, project: Path, env: Mapping[str, str], deadline: _Deadline, tmp: Path
+    git: str, commit: str, project: Path, env: Mapping[str, str], deadline: Deadline, tmp: Path
 ) -> Iterator[tuple[str, PatchedFile]]:
     """(path, new file) of each regular file ``commit`` added or changed, under the project."""
     common = ["-r", "--no-commit-id", "--no-renames", "--root", "--relative", "--diff-filter=AM"]

@@ -13,6 +13,8 @@ copies it somewhere writable, where it is run from (it is never installed)::
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -20,6 +22,9 @@ from pathlib import Path
 from neuroerp_ci.errors import UsageError
 
 DEMO_PIPELINE = "neuroerp-ci.toml"
+DEMO_WAIVERS = "waivers.toml"
+WAIVER_DAYS = 60  # how far ahead the written demo's waivers end (at most 90 are allowed)
+_EXPIRES = re.compile(r"^expires = \d{4}-\d{2}-\d{2}$", re.MULTILINE)
 
 # Left behind when the template itself was run or tested in a source checkout.
 _SKIP_DIRS = frozenset({"__pycache__", ".pytest_cache", ".neuroerp-ci", "data"})
@@ -49,7 +54,15 @@ def write_demo(dest: Path) -> Path:
         raise UsageError(f"the demo template is missing from the installed package ({source})")
     dest.mkdir(parents=True, exist_ok=True)
     _copy_tree(source, dest)
+    _refresh_waivers(dest / DEMO_WAIVERS)
     return dest
+
+
+def _refresh_waivers(path: Path) -> None:
+    """Every waiver of the written demo ends ``WAIVER_DAYS`` from today: a waiver must end,
+    and the template's dates would have passed by the time someone runs it."""
+    ends = (datetime.now(UTC).date() + timedelta(days=WAIVER_DAYS)).isoformat()
+    path.write_text(_EXPIRES.sub(f"expires = {ends}", path.read_text("utf-8")), "utf-8")
 
 
 def _copy_tree(source: Traversable, dest: Path) -> None:

@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from neuroerp_ci.checks import Check
-from neuroerp_ci.model import FindingsBaseline
 from neuroerp_ci.gates.conditions.dispatch import (
     DEFAULT_MARK,
     StageConditions,
@@ -45,6 +44,7 @@ from neuroerp_ci.model import (
     CheckResult,
     CheckStatus,
     Direction,
+    FindingsBaseline,
     Metric,
     Outcome,
     OutcomeStatus,

@@ -135,10 +135,13 @@ def _dirty_tree(top: Path, head: str) -> str | None:
         # Our own folder, and bytecode caches (written by whatever imports the code, never
         # source): neither makes a tree another version.
         excludes = [
-            f":(exclude,top){STATE_DIR}",
             ":(exclude,top,glob)**/__pycache__/**",
             ":(exclude,top,glob)**/*.py[co]",
         ]
+        # git add refuses (exit 1) a pathspec naming an ignored path: a project that ignores
+        # our folder already keeps it out.
+        if not _ignored(top, STATE_DIR):
+            excludes.insert(0, f":(exclude,top){STATE_DIR}")
         run_tool(
             ["git", "add", "--all", "--", ".", *excludes],
             cwd=top,
@@ -148,6 +151,17 @@ def _dirty_tree(top: Path, head: str) -> str | None:
         tree = run_tool(["git", "write-tree"], cwd=top, timeout=_GIT_TIMEOUT_S, env=env)
     written = tree.stdout.strip()
     return None if written == head_tree else written[:_TREE_CHARS]
+
+
+def _ignored(top: Path, name: str) -> bool:
+    """Whether git ignores ``name`` (relative to the top of the work tree)."""
+    run = run_tool(
+        ["git", "check-ignore", "--quiet", "--", name],
+        cwd=top,
+        timeout=_GIT_TIMEOUT_S,
+        ok_codes=None,
+    )
+    return run.returncode == 0
 
 
 def _is_ambiguous(top: Path, prefix: str) -> bool:

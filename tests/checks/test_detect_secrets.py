@@ -417,6 +417,20 @@ def test_a_tracked_key_is_found_at_its_line_and_shown_nowhere(tmp_path: Path) ->
 
 @pytest.mark.integration
 @pytest.mark.timeout(120)
+def test_an_empty_file_does_not_crash_the_allowlist_run(tmp_path: Path) -> None:
+    # detect-secrets 1.5 --only-allowlisted raises ValueError on an empty file (an empty
+    # package __init__.py, found on the first real project tried)
+    project = repo(tmp_path / "p", {"app/__init__.py": "", "app/settings.py": APP})
+
+    result = run_check(project)
+
+    assert result.status is CheckStatus.OK, result.reason
+    assert [f.location for f in result.findings] == ["app/settings.py:3"]
+    assert result.metrics["files_scanned"].value == 3  # .gitignore, __init__.py, settings.py
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
 def test_only_tracked_files_are_scanned(tmp_path: Path) -> None:
     project = repo(tmp_path / "p", {"app.py": "print('hi')\n"})
     write(project, {"scratch/notes.py": APP})  # untracked

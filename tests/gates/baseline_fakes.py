@@ -7,12 +7,12 @@ from typing import Any
 
 from neuroerp_ci.checks import Check, KindSettings
 from neuroerp_ci.config import ConditionSpec
-from neuroerp_ci.model import FindingsBaseline
 from neuroerp_ci.model import (
     Baseline,
     CheckResult,
     CheckStatus,
     Direction,
+    FindingsBaseline,
     Metric,
     Priority,
 )

@@ -89,7 +89,7 @@ def test_new_true_counts_only_what_this_version_introduced() -> None:
     assert evaluate(new_only, check, fixed).status is OutcomeStatus.PASS
 
 
-def test_without_a_baseline_run_every_finding_is_new() -> None:
+def test_without_a_baseline_run_new_cannot_be_told_from_old() -> None:
     result = scan(SHELL)
     assert mark_baseline_states({"sast": result}, ["sast"], OneRun("r1")) == {"sast": "r1"}
     first = scan(SHELL)
@@ -105,8 +105,16 @@ def test_without_a_baseline_run_every_finding_is_new() -> None:
         {"check": "sast", "findings": "any", "new": True, "max": 0}
     )
     outcome = evaluate(new_only, make_check("sast"), first)
-    assert outcome.status is OutcomeStatus.FAIL
-    assert "no baseline run to compare with: every finding counts as new" in outcome.reason
+    # like every baseline condition: on_no_baseline (warn), and its run may become the baseline
+    assert outcome.status is OutcomeStatus.WARN and outcome.no_baseline
+    assert "no baseline run yet to tell new findings from old: 1 findings in all" in outcome.reason
+    strict = ConditionSpec.model_validate(
+        {"check": "sast", "findings": "any", "new": True, "max": 0, "on_no_baseline": "fail"}
+    )
+    assert evaluate(strict, make_check("sast"), first).status is OutcomeStatus.FAIL
+    none_at_all = scan()
+    mark_baseline_states({"sast": none_at_all}, ["sast"], Nothing("-"))
+    assert evaluate(new_only, make_check("sast"), none_at_all).status is OutcomeStatus.PASS
 
 
 def test_waived_findings_are_compared_too_and_never_counted() -> None:

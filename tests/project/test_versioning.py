@@ -42,6 +42,17 @@ def test_our_own_folder_and_ignored_files_never_make_a_tree_dirty(repo: Path) ->
     assert detect_version(repo).tree is None
 
 
+def test_a_project_that_ignores_our_folder_itself_still_gets_a_tree(repo: Path) -> None:
+    # git add exits 1 on an exclude pathspec that names an ignored path: found on a project
+    # whose .gitignore lists .neuroerp-ci/ (a user's first step)
+    (repo / ".gitignore").write_text(f"*.log\n{STATE_DIR}/\n")
+    git(repo, "commit", "-q", "-am", "ignore the state folder")
+    (ensure_state_dir(repo) / "history.sqlite3").write_text("")
+    assert detect_version(repo).tree is None
+    (repo / "app.py").write_text("print('changed')\n")
+    assert detect_version(repo).tree is not None
+
+
 def test_two_different_dirty_trees_are_two_versions_the_same_tree_one(repo: Path) -> None:
     head = git(repo, "rev-parse", "HEAD")
     (repo / "app.py").write_text("print('failing change')\n")

@@ -210,6 +210,8 @@ def _judge(
     judgement = form.judge(cond.params, Evidence(check_id, result, metric, base))
     if judgement.resolution == "missing":
         judgement = replace(judgement, resolution=cond.on_missing)
+    elif judgement.resolution == "no_baseline":
+        judgement = replace(judgement, resolution=cond.on_no_baseline, no_baseline=True)
     return judgement
 
 

@@ -5,7 +5,9 @@ whose waiver expired is, and the reason names the waiver.
 
 ``new = true`` counts only the findings this version introduced: those the stage's baseline
 run did not have (gates/new_findings.py), so a team stops new debt while old findings stay
-visible. Without a baseline run every finding counts as new, and the reason says so.
+visible. Without a baseline run (the first run) it cannot tell new from old: within the limit
+in all passes, beyond it resolves by the condition's ``on_no_baseline`` (``warn`` by default),
+so the first run can become the baseline that later runs compare with.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class FindingsLimit(ConditionForm[FindingsParams]):
     subject = "findings"
     usage = "a findings limit takes 'max' (a count), optionally 'new' (true/false)"
 
+    def compares_with_baseline(self, params: FindingsParams) -> bool:
+        return params.new  # with the baseline run's findings
+
     def describe(self, params: FindingsParams, metric: str | None) -> tuple[str, str]:
         level = "any" if params.findings == "any" else f"{params.findings}+"
         target = f"<= {params.max}"
@@ -56,12 +61,12 @@ class FindingsLimit(ConditionForm[FindingsParams]):
     def judge(self, params: FindingsParams, evidence: Evidence) -> Judgement:
         result = evidence.result
         counted = counted_findings(result.findings, params.findings)
-        unknown = ""
+        unknown = False
         if params.new:
             if any(f.baseline_state is not None for f in [*result.findings, *result.waived]):
                 counted = [f for f in counted if f.baseline_state is BaselineState.NEW]
-            elif counted:
-                unknown = " (no baseline run to compare with: every finding counts as new)"
+            else:  # no baseline run: within the limit in all is within it for new ones too
+                unknown = True
         count, limit = len(counted), params.max
         level = "" if params.findings == "any" else f" of severity {params.findings} or above"
         what = "new findings" if params.new else "findings"
@@ -70,7 +75,13 @@ class FindingsLimit(ConditionForm[FindingsParams]):
         if count > limit:
             named = "; ".join(_named(f) for f in counted[:3])
             more = f" and {count - 3} more" if count > 3 else ""
-            reason = f"{check_id}: {count} {what}{level} > {limit}{unknown}: {named}{more}"
+            if unknown:
+                reason = (
+                    f"{check_id}: no baseline run yet to tell new findings from old: {count} "
+                    f"findings{level} in all > {limit}: {named}{more}"
+                )
+                return Judgement("no_baseline", float(count), f"<= {limit}", reason + waived)
+            reason = f"{check_id}: {count} {what}{level} > {limit}: {named}{more}"
             return Judgement("breached", float(count), f"<= {limit}", reason + waived)
         reason = f"{check_id}: {count} {what}{level} (limit {limit}){waived}"
         return Judgement("met", float(count), f"<= {limit}", reason)
@@ -78,6 +89,9 @@ class FindingsLimit(ConditionForm[FindingsParams]):
 
 def _named(finding: Finding) -> str:
     text = f"{finding.rule} {finding.severity.value} at {finding.location}"
+    if finding.path is None:  # a package: what is wrong with it is not in the rule's name
+        message = " ".join(finding.message.split())
+        text += f" ({message[:77]}...)" if len(message) > 80 else f" ({message})"
     if finding.waiver is not None and finding.waiver.expired:
         text += f" (waiver {finding.waiver.id} expired {finding.waiver.expires})"
     return text

@@ -73,6 +73,11 @@ class ConditionForm(ABC, Generic[ParamsT]):
     # "a <name> condition takes '<key>', ... and nothing else".
     usage: ClassVar[str] = ""
 
+    def compares_with_baseline(self, params: ParamsT) -> bool:
+        """Whether a condition of this form with ``params`` compares with the baseline, so
+        ``on_no_baseline`` applies to it (a metric form: ``needs_baseline``)."""
+        return self.needs_baseline
+
     @abstractmethod
     def describe(self, params: ParamsT, metric: str | None) -> tuple[str, str]:
         """The condition as text (``p95_ms <= 250``) and its target (``<= 250``); ``metric``

@@ -15,9 +15,10 @@ from neuroerp_ci.model import OutcomeStatus, Policy, Severity
 # "met" passes; "breached" weighs by the condition's severity; "missing" (a form's data cannot
 # decide, e.g. too few samples) becomes the condition's on_missing in the dispatcher;
 # "inconclusive" (the samples cannot detect the effect that matters, the machine was too busy
-# to tell) is INCONCLUSIVE; a policy name ("fail", "warn", "ignore") is what on_missing /
-# on_error / on_no_baseline said.
-Resolution = Literal["met", "breached", "missing", "inconclusive"] | Policy
+# to tell) is INCONCLUSIVE; "no_baseline" (a form that compares with the baseline run found
+# none) becomes the condition's on_no_baseline in the dispatcher; a policy name ("fail",
+# "warn", "ignore") is what on_missing / on_error / on_no_baseline said.
+Resolution = Literal["met", "breached", "missing", "inconclusive", "no_baseline"] | Policy
 
 BREACH_STATUS = {
     Severity.BLOCKING: OutcomeStatus.FAIL,
@@ -59,6 +60,6 @@ class Judgement:
             return BREACH_STATUS[severity]
         if self.resolution == "inconclusive":
             return OutcomeStatus.INCONCLUSIVE
-        if self.resolution == "missing":
+        if self.resolution == "missing" or self.resolution == "no_baseline":
             return OutcomeStatus.FAIL  # the dispatcher resolves it first; fail closed anyway
         return POLICY_STATUS[self.resolution]

@@ -123,12 +123,12 @@ def _form_of(data: dict[str, Any], rest: dict[str, Any]) -> tuple[ConditionForm[
         own = ", ".join(repr(k) for k in form.params_model.model_fields)
         raise ValueError(form.usage or f"a {form.name} condition takes {own} and nothing else")
     params = form.params_model.model_validate(given)
-    if "on_no_baseline" in data and not form.needs_baseline:
+    if "on_no_baseline" in data and not form.compares_with_baseline(params):
         keys = [k for f in FORMS.values() if f.needs_baseline for k in f.keys]
         raise ValueError(
             "'on_no_baseline' only applies to conditions against the baseline ("
             + ", ".join(keys)
-            + ")"
+            + ", findings with new = true)"
         )
     return form, params
 
