@@ -349,11 +349,17 @@ class Baseline:
         return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+# The metric of the findings a version introduced, and the name of a ``new = true`` findings
+# limit (``new_findings(high+) <= 0``): the store finds the runs such a limit spoilt by it.
+NEW_FINDINGS = "new_findings"
+
+
 @dataclass(frozen=True)
 class FindingsBaseline:
     """The findings of a check in the stage's baseline run: what ``new = true`` conditions
-    and SARIF's ``baselineState`` compare with (the pinned run, else the newest passing run
-    in which the check completed)."""
+    and SARIF's ``baselineState`` compare with (the pinned run, else the newest finished run
+    in which the check completed and none of its ``new = true`` limits failed or warned,
+    whatever else decided that run's verdict)."""
 
     run_id: str
     findings: tuple[Finding, ...]  # counted and waived ones (suppressed ones are not findings)

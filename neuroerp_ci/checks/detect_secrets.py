@@ -1,7 +1,8 @@
 """The ``secrets`` kind: secrets committed to the project, found by detect-secrets.
 
-What is scanned: the project's git-tracked files (``git ls-files`` in the project directory),
-or, when the project is not in a git repository, every file under it but ``.git``, ``.venv``,
+What is scanned: the files of the tree the run tests: git-tracked files and untracked files
+git does not ignore (``git ls-files`` in the project directory), or, when the project is not
+in a git repository, every file under it but ``.git``, ``.venv``,
 ``venv``, ``node_modules``, ``__pycache__`` and ``.neuroerp-ci``; the reason says which.
 ``paths`` and ``exclude`` narrow that list. With ``history = "A..B"`` the lines added by the
 commits of that range (merges left out) are scanned as well, so a key added and removed again
@@ -96,6 +97,8 @@ from neuroerp_ci.support.tooling import ToolRun, describe, find_tool, run_tool
 TOOL = "detect-secrets"
 HELP_URL = "https://github.com/Yelp/detect-secrets/tree/master/detect_secrets/plugins"
 DEFAULT_BASELINE = ".secrets.baseline"
+# How the files were found, in the reason: the tree the run tests (its version names it).
+TREE_SOURCE = "git-tracked and untracked, not ignored files"
 ALLOWLIST_FILTER = "detect_secrets.filters.allowlist.is_line_allowlisted"
 # Directories never scanned when the project is not a git repository.
 WALK_SKIPS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__", ".neuroerp-ci"})
@@ -182,7 +185,7 @@ class FileList:
     out on purpose, each named in the reason."""
 
     files: tuple[str, ...]
-    source: str  # "git-tracked files", or why every file under the project is taken
+    source: str  # TREE_SOURCE, or why every file under the project is taken
     in_git: bool  # the project is in a git repository (a history range can be scanned)
     excluded: int = 0  # left out by the check's exclude
     binary: tuple[str, ...] = ()
@@ -512,7 +515,22 @@ def git_tracked(
         if not tab or len(fields) != 3:
             raise ToolError("git ls-files --stage printed a line of another shape")
         entries.setdefault(unquote_git_path(name), fields[0])  # a conflict lists it 3 times
-    return [(mode, path) for path, mode in entries.items()], "git-tracked files"
+    # Untracked files git does not ignore are part of the tree the run tests (its version is
+    # "<sha>+dirty.<tree>" then): a key in a new file nobody has added yet counts too.
+    others = _git(git, ["ls-files", "--others", "--exclude-standard"], project, env, deadline)
+    for line in others.split("\n"):
+        if line:
+            path = unquote_git_path(line)
+            entries.setdefault(path, _untracked_mode(project / path))
+    return [(mode, path) for path, mode in entries.items()], TREE_SOURCE
+
+
+def _untracked_mode(path: Path) -> str:
+    """The git mode an untracked file would get: a symlink, else a regular file."""
+    try:
+        return "120000" if stat.S_ISLNK(os.lstat(path).st_mode) else "100644"
+    except OSError:
+        return "100644"  # gone since git listed it: the scan's own check reports it
 
 
 def walk_files(project: Path, work_dir: Path) -> list[tuple[str, str]]:

@@ -13,13 +13,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from neuroerp_ci.model import FindingSeverity
+from neuroerp_ci.model import NEW_FINDINGS, FindingSeverity
 
 _SHOWN = 8
 
 # What every check that reports findings also measures against the stage's baseline run
 # (gates/new_findings.py): the findings this version introduced, in all and per severity.
-NEW_FINDINGS = "new_findings"
 NEW_FINDINGS_METRICS = frozenset(
     {NEW_FINDINGS} | {f"{NEW_FINDINGS}_{s.value}" for s in FindingSeverity}
 )

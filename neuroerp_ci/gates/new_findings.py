@@ -20,9 +20,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
-from neuroerp_ci.checks.metric_names import NEW_FINDINGS
 from neuroerp_ci.gates.baselines import BaselineProvider
 from neuroerp_ci.model import (
+    NEW_FINDINGS,
     BaselineState,
     CheckResult,
     CheckStatus,

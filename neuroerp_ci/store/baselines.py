@@ -26,6 +26,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
 from sqlalchemy.engine import Connection
 
 from neuroerp_ci.model import (
+    NEW_FINDINGS,
     Baseline,
     CheckStatus,
     Finding,
@@ -126,25 +127,48 @@ class StoreBaselineProvider:
         )
 
     def findings(self, check: str) -> FindingsBaseline | None:
-        """The findings of ``check`` in the baseline run: the pinned run, else the newest
-        candidate run in which the check completed (counted and waived findings; what the
-        source suppressed is not a finding). None when no run fits."""
+        """The findings of ``check`` in the baseline run (counted and waived ones; what the
+        source suppressed is not a finding), None when no run fits.
+
+        That is the pinned run, else the newest finished run in which the check completed
+        and none of its ``new = true`` limits failed or warned. Unlike a metric's baseline,
+        the run's verdict does not matter: a first run of a real project fails for its old
+        findings, and new ones are told apart from exactly those. A run in which a new
+        finding was flagged never becomes the baseline, so running again does not make it
+        old.
+        """
+        pinned = self.pinned_run()
+        sel = self.selection
+        filters = [
+            runs.c.stage == sel.stage,
+            runs.c.target == sel.target,
+            runs.c.status == RunStatus.FINISHED.value,
+            runs.c.invalidated_reason.is_(None),
+            check_results.c.check_id == check,
+            check_results.c.status == CheckStatus.OK.value,
+        ]
+        if sel.exclude_run_id is not None:
+            filters.append(runs.c.run_id != sel.exclude_run_id)
+        if pinned is not None:
+            filters.append(runs.c.run_id == pinned)
+        else:
+            flagged = and_(
+                outcomes.c.run_pk == runs.c.pk,
+                outcomes.c.check_id == check,
+                outcomes.c.condition.like(f"{NEW_FINDINGS}(%"),
+                outcomes.c.status != OutcomeStatus.PASS.value,
+                outcomes.c.no_baseline.is_(False),
+            )
+            filters.append(~exists().where(flagged))
+            if self._since is not None:
+                filters.append(runs.c.started_at >= self._since)
         completed = (
             select(runs.c.pk, runs.c.run_id)
             .select_from(check_results.join(runs, runs.c.pk == check_results.c.run_pk))
-            .where(
-                *self._candidate_filters(),
-                check_results.c.check_id == check,
-                check_results.c.status == CheckStatus.OK.value,
-            )
+            .where(*filters)
             .order_by(runs.c.started_at.desc(), runs.c.pk.desc())
             .limit(1)
         )
-        pinned = self.pinned_run()
-        if pinned is not None:
-            completed = completed.where(runs.c.run_id == pinned)
-        elif self._since is not None:
-            completed = completed.where(runs.c.started_at >= self._since)
         with self._read() as conn:
             run = conn.execute(completed).first()
             if run is None:

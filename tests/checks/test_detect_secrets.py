@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from neuroerp_ci.checks import KINDS, Check, CheckContext, execute_check
 from neuroerp_ci.checks.detect_secrets import (
     HELP_URL,
+    TREE_SOURCE,
     Detected,
     SecretsCheck,
     SecretsSettings,
@@ -406,7 +407,7 @@ def test_a_tracked_key_is_found_at_its_line_and_shown_nowhere(tmp_path: Path) ->
     assert finding.message.startswith("AWS Access Key found (sha1 ")
     assert result.metrics["secrets"].value == 1
     assert result.metrics["files_scanned"].value == 3  # .gitignore, README.md, settings.py
-    assert result.reason.startswith("1 secret in 3 files (git-tracked files)")
+    assert result.reason.startswith(f"1 secret in 3 files ({TREE_SOURCE})")
     assert result.tool_versions["detect-secrets"] == "1.5.0"
     report = json.loads(Path(result.artifacts["detect_secrets_json"]).read_text())
     assert list(report["results"]) == ["app/settings.py"]
@@ -431,16 +432,17 @@ def test_an_empty_file_does_not_crash_the_allowlist_run(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 @pytest.mark.timeout(120)
-def test_only_tracked_files_are_scanned(tmp_path: Path) -> None:
-    project = repo(tmp_path / "p", {"app.py": "print('hi')\n"})
-    write(project, {"scratch/notes.py": APP})  # untracked
+def test_the_tested_tree_is_scanned_untracked_files_too_ignored_ones_not(tmp_path: Path) -> None:
+    # an untracked, not ignored file is part of the tree the run tests (a dirty version)
+    project = repo(tmp_path / "p", {"app.py": "print('hi')\n", ".gitignore": "local/\n"})
+    write(project, {"scratch/notes.py": APP, "local/keys.py": APP})
 
     result = run_check(project)
 
     assert result.status is CheckStatus.OK, result.reason
-    assert result.findings == []
-    assert result.metrics["files_scanned"].value == 2
-    assert result.reason.startswith("no secrets in 2 files (git-tracked files)")
+    assert [f.location for f in result.findings] == ["scratch/notes.py:3"]
+    assert result.metrics["files_scanned"].value == 3  # .gitignore, app.py, scratch/notes.py
+    assert result.reason.startswith(f"1 secret in 3 files ({TREE_SOURCE})")
 
 
 @pytest.mark.integration
@@ -617,7 +619,7 @@ def test_files_detect_secrets_would_skip_silently_are_errors(tmp_path: Path) -> 
     assert "not scanned: 1 binary" in excluded.reason
     assert "1 files excluded by the check's exclude" in excluded.reason
     assert nothing.status is CheckStatus.ERROR
-    assert nothing.reason == "paths entries that take no file (git-tracked files): nosuch"
+    assert nothing.reason == f"paths entries that take no file ({TREE_SOURCE}): nosuch"
 
 
 @pytest.mark.integration

@@ -18,7 +18,7 @@ from pydantic import field_validator
 
 from neuroerp_ci.gates.conditions.interface import ConditionForm, Evidence, FormParams
 from neuroerp_ci.gates.conditions.judgement import Judgement
-from neuroerp_ci.model import BaselineState, Finding, FindingSeverity
+from neuroerp_ci.model import NEW_FINDINGS, BaselineState, Finding, FindingSeverity
 
 
 class FindingsParams(FormParams):
@@ -55,7 +55,7 @@ class FindingsLimit(ConditionForm[FindingsParams]):
     def describe(self, params: FindingsParams, metric: str | None) -> tuple[str, str]:
         level = "any" if params.findings == "any" else f"{params.findings}+"
         target = f"<= {params.max}"
-        what = "new_findings" if params.new else "findings"
+        what = NEW_FINDINGS if params.new else "findings"
         return f"{what}({level}) {target}", target
 
     def judge(self, params: FindingsParams, evidence: Evidence) -> Judgement:
