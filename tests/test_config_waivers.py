@@ -70,3 +70,12 @@ def test_a_bad_waivers_file_names_itself(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_pipeline(write(tmp_path, GOOD + '\n[audit]\nwaivers_file = "waivers.toml"\n'))
     assert Path(info.value.path).name == "waivers.toml" and info.value.key.startswith("waivers[0]")
+
+
+def test_new_findings_need_a_code_audit_check(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        '{ check = "unit-tests", metric = "failed", max = 0 },',
+        '{ check = "unit-tests", findings = "any", new = true, max = 0 },',
+    )
+    error = error_for(tmp_path, text)
+    assert error.key.endswith(".new") and "is no code audit" in str(error)

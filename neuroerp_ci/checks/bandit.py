@@ -143,7 +143,7 @@ class BanditCheck(CheckKind):
             "loc", "files", "findings_high", "findings_medium", "findings_low",
             "excluded_files", "suppressed", "suppressed_high",
         }  # fmt: skip
-        return MetricNames(fixed=frozenset(fixed), findings=True)
+        return MetricNames(fixed=frozenset(fixed), findings=True, audit=True)
 
     def default_conditions(self, settings: KindSettings) -> tuple[dict[str, Any], ...]:
         return ({"findings": "high", "max": 0},)  # high, critical and unrated

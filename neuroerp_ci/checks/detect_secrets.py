@@ -289,9 +289,11 @@ class SecretsCheck(CheckKind):
     def metric_names(self, settings: KindSettings) -> MetricNames:
         fixed = {"secrets", "files_scanned", "suppressed"}
         if isinstance(settings, SecretsSettings) and settings.history is not None:
-            return MetricNames(fixed=frozenset({*fixed, "commits_scanned"}), findings=True)
+            return MetricNames(
+                fixed=frozenset({*fixed, "commits_scanned"}), findings=True, audit=True
+            )
         needs = {"commits_scanned": "settings.history"}
-        return MetricNames(fixed=frozenset(fixed), findings=True, needs=needs)
+        return MetricNames(fixed=frozenset(fixed), findings=True, audit=True, needs=needs)
 
     def default_conditions(self, settings: KindSettings) -> tuple[dict[str, Any], ...]:
         return ({"findings": "any", "max": 0},)

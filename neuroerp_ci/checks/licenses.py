@@ -149,7 +149,7 @@ class LicensesCheck(CheckKind):
 
     def metric_names(self, settings: KindSettings) -> MetricNames:
         fixed = frozenset({"packages", "denied", "not_allowed", "unknown"})
-        return MetricNames(fixed=fixed, findings=True)
+        return MetricNames(fixed=fixed, findings=True, audit=True)
 
     def default_conditions(self, settings: KindSettings) -> tuple[dict[str, Any], ...]:
         own = settings if isinstance(settings, LicensesSettings) else LicensesSettings()

@@ -33,7 +33,9 @@ class MetricNames:
     ``needs`` says which setting a name (or a per-item suffix) needs when these settings do
     not produce it (``"coverage_pct": "settings.cov"``); the key ``"*"`` covers every other
     name. ``any_name``: the check reports names of its own choosing (a command's JSON line).
-    ``findings``: the check reports findings, so findings limits apply to it.
+    ``findings``: the check reports findings, so findings limits apply to it. ``audit``: they
+    are a code audit's (a scanner's): fingerprinted, compared with the baseline run (``new =
+    true`` limits, the ``new_findings`` metrics) and written to SARIF.
     """
 
     fixed: frozenset[str] = frozenset()
@@ -43,12 +45,13 @@ class MetricNames:
     item_pattern: str = r"[a-z0-9_-]+"
     any_name: bool = False
     findings: bool = False
+    audit: bool = False
     needs: Mapping[str, str] = field(default_factory=dict)
 
     def produces(self, metric: str) -> bool:
         if self.any_name or metric in self.fixed:
             return True
-        if self.findings and metric in NEW_FINDINGS_METRICS:
+        if self.audit and metric in NEW_FINDINGS_METRICS:
             return True
         item, dot, suffix = metric.rpartition(".")
         if not dot or suffix not in self.per_item:

@@ -242,7 +242,7 @@ class PipAuditCheck(CheckKind):
             fixed.add("installed_packages")
         if source == "both":
             fixed.add("requirements_drift")
-        return MetricNames(fixed=frozenset(fixed), findings=True)
+        return MetricNames(fixed=frozenset(fixed), findings=True, audit=True)
 
     def default_conditions(self, settings: KindSettings) -> tuple[dict[str, Any], ...]:
         own = settings if isinstance(settings, PipAuditSettings) else PipAuditSettings()

@@ -248,6 +248,13 @@ def _refuse_unmeasurable(
             f"check {check.id!r} ({check.kind}) reports no findings; limit one of its metrics"
             f" instead: {names.describe()}",
         )
+    if cond.form.compares_with_baseline(cond.params) and cond.metric is None and not names.audit:
+        raise ConfigError(
+            path,
+            f"{where}.new",
+            f"check {check.id!r} ({check.kind}) is no code audit: its findings are not compared"
+            " with the baseline run (new = true applies to bandit, pip-audit, secrets, licenses)",
+        )
 
 
 # --- placeholders and numbers anywhere in the file --------------------------------------------

@@ -13,7 +13,8 @@ carry the waiver as ``expired`` and their limit's reason names it. The waivers t
 outcomes under the pseudo-check ``waivers``: an expired one that matched a finding WARNs (the
 finding's own limit decides whether the run FAILs), one that ends within
 :data:`EXPIRY_WARNING_DAYS` days WARNs before it lapses, and one that matched nothing is
-reported (INFO: remove it or its finding came back elsewhere).
+reported (INFO: remove it), where it could have matched (a package waiver where a check
+examined that package, any other where a scanner completed).
 
 Example::
 
@@ -29,7 +30,7 @@ Example::
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Annotated
@@ -148,18 +149,25 @@ class _Use:
 def apply_waivers(
     results: Mapping[str, CheckResult],
     waivers: Sequence[WaiverSpec],
+    audited: Iterable[str],
     today: date | None = None,
 ) -> list[Outcome]:
     """Move the findings a waiver covers into their check's ``waived`` list (in place) and
-    return the waivers' own outcomes (see the module). The first waiver that covers a
-    finding and has not expired waives it; an expired one only marks it."""
+    return the waivers' own outcomes (see the module). ``audited``: the ids of the scanner
+    checks (code audit kinds), the only ones waivers apply to. The first waiver that covers a
+    finding and has not expired waives it; an expired one only marks it.
+
+    A waiver that matched nothing is reported only where it could have matched: one for a
+    package where a check examined that package, any other where a scanner completed. The
+    licence waiver of a stage without a licence check is no news."""
     if not waivers:
         return []
     today = today or utc_today()
     used = {w.name: _Use(w) for w in waivers}
-    for result in results.values():
-        if result.status is not CheckStatus.OK:
-            continue
+    scanned = [results[c] for c in audited if c in results]
+    completed = [r for r in scanned if r.status is CheckStatus.OK]
+    examined: set[str] = {canonicalize_name(c.name) for r in completed for c in r.components}
+    for result in completed:
         counted: list[Finding] = []
         for finding in result.findings:
             covering = [w for w in waivers if w.covers(finding)]
@@ -173,7 +181,17 @@ def apply_waivers(
             else:
                 counted.append(finding)
         result.findings = counted
-    return [_outcome(use, today) for use in used.values()]
+    return [
+        _outcome(use, today)
+        for use in used.values()
+        if use.findings or _applicable(use.waiver, completed, examined)
+    ]
+
+
+def _applicable(waiver: WaiverSpec, completed: list[CheckResult], examined: set[str]) -> bool:
+    if waiver.package is not None:
+        return canonicalize_name(waiver.package) in examined
+    return bool(completed)
 
 
 def _outcome(use: _Use, today: date) -> Outcome:

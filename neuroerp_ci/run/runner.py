@@ -219,8 +219,9 @@ def run_stage(
                 )
             # Findings a waiver covers are set apart (listed, not counted), then every finding
             # is compared with the baseline run's (new / unchanged / updated / absent).
-            waiver_outcomes = apply_waivers(results, pipeline.waivers)
-            mark_baseline_states(results, finding_checks(checks), baselines)
+            audited = audit_checks(checks)
+            waiver_outcomes = apply_waivers(results, pipeline.waivers, audited)
+            mark_baseline_states(results, audited, baselines)
             conditions = stage.conditions_by_check()
             outcomes = evaluate_stage(stage.name, conditions, pipeline.checks, results, baselines)
             # Judged while the target still runs: a breached measurement is re-measured
@@ -272,9 +273,10 @@ def run_stage(
     return StageOutcome(report, out_dir, files)
 
 
-def finding_checks(checks: Sequence[Check]) -> list[str]:
-    """The ids of the checks whose kind reports findings."""
-    return [c.id for c in checks if KINDS[c.kind].metric_names(c.settings).findings]
+def audit_checks(checks: Sequence[Check]) -> list[str]:
+    """The ids of the checks whose kind is a code audit's scanner (their findings are
+    waived, compared with the baseline run and written to SARIF)."""
+    return [c.id for c in checks if KINDS[c.kind].metric_names(c.settings).audit]
 
 
 def with_calibrations(

@@ -123,6 +123,7 @@ def test_waived_findings_are_compared_too_and_never_counted() -> None:
     apply_waivers(
         {"sast": result},
         [WaiverSpec(rule="B602", reason="fixed argv", owner="qa", expires=expires)],
+        ["sast"],
     )
     mark_baseline_states({"sast": result}, ["sast"], OneRun("r1"))
     assert result.findings == [] and result.waived[0].baseline_state is BaselineState.NEW

@@ -208,12 +208,16 @@ def test_error_injection_fails_the_api_error_rate(scenario: Scenario) -> None:
 
 def fail_when_inconclusive(project: Path) -> None:
     """The api p95 condition with ``on_inconclusive = "fail"``: a +60 % breach on a machine
-    busy with other tests (the suite runs in parallel) is INCONCLUSIVE, and this blocks it."""
+    busy with other tests (the suite runs in parallel) is INCONCLUSIVE, and this blocks it;
+    and ``confirm = 0``."""
     path = project / DEMO_PIPELINE
     raw = tomllib.loads(path.read_text(encoding="utf-8"))
     for cond in raw["stages"]["development"]["conditions"]:
         if cond["check"] == "api-baseline" and cond.get("metric") == "p95_ms":
             cond["on_inconclusive"] = "fail"
+            # one measurement is enough here (re-measuring: tests/run/test_confirmation.py);
+            # at 400 ms a request, a second one would cost the suite a minute
+            cond["confirm"] = 0
     path.write_text(tomli_w.dumps(raw), encoding="utf-8")
 
 
