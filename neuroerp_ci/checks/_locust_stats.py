@@ -8,9 +8,11 @@ percentiles come from the histogram through
 aggregate from merging the endpoints.
 Failure messages are not in that file; the run record written by our locustfile wrapper
 (see :mod:`neuroerp_ci.checks.load`) carries them, with the window that was measured and the
-CPU time of every load-generating process.
+CPU time of every load-generating process, and a per-second timeline
+(:mod:`neuroerp_ci.checks._load_timeline`).
 
-Everything here is pure: garbage in raises :class:`~neuroerp_ci.errors.ToolError`.
+Everything here is pure: garbage in raises :class:`~neuroerp_ci.errors.ToolError` (except
+in the timeline, which is informational: a bad one is left out).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from neuroerp_ci.checks._load_timeline import TimelinePoint, parse_timeline
 from neuroerp_ci.checks._percentiles import weighted_percentile
 from neuroerp_ci.errors import ToolError
 from neuroerp_ci.model import Direction, Metric
@@ -117,6 +120,8 @@ class RunRecord:
     users: tuple[int, ...] = ()  # running users, sampled once a second during the test
     # Hosts outside allowed_hosts the wrapper refused to resolve, with how often.
     refused: tuple[tuple[str, int], ...] = ()
+    # What each second added (informational, for the report's chart; () when unreadable).
+    timeline: tuple[TimelinePoint, ...] = ()
 
     @property
     def ran_s(self) -> float | None:
@@ -315,6 +320,7 @@ def parse_run_record(data: Any) -> RunRecord:
             refused=tuple(
                 sorted((str(host), int(n)) for host, n in (data.get("refused") or {}).items())
             ),
+            timeline=parse_timeline(data.get("timeline")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ToolError(f"locust run record is unreadable: {exc!r}") from exc

@@ -39,6 +39,7 @@ from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import ToolError
 from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
 from neuroerp_ci.support.placeholders import PLACEHOLDERS, expand, expand_all
+from neuroerp_ci.support.text import tail_lines
 from neuroerp_ci.support.tooling import describe, run_tool
 
 _TARGET_PLACEHOLDERS = ("{base_url}", "{port}")
@@ -141,4 +142,4 @@ def command_reason(argv: list[str], code: int, metrics: dict[str, float]) -> str
 
 
 def _tail(text: str, chars: int = 200) -> str:
-    return " ".join(text.strip()[-chars:].split()) or "(empty output)"
+    return tail_lines(text, chars) or "(empty output)"

@@ -91,7 +91,7 @@ from neuroerp_ci.model import (
     fingerprint_of,
 )
 from neuroerp_ci.support.secrets import redact
-from neuroerp_ci.support.text import printable_name
+from neuroerp_ci.support.text import printable_name, tail_lines
 from neuroerp_ci.support.tooling import ToolRun, describe, find_tool, run_tool
 
 TOOL = "detect-secrets"
@@ -629,7 +629,7 @@ def _git(git: str, args: list[str], cwd: Path, env: Mapping[str, str], deadline:
 
 
 def _stderr_tail(run: ToolRun, chars: int = 300) -> str:
-    return " ".join(run.stderr.strip()[-chars:].split()) or "no message"
+    return tail_lines(run.stderr, chars) or "no message"
 
 
 # --- the baseline ---------------------------------------------------------------------------

@@ -34,6 +34,12 @@ when either reached 90 % or locust warned about its CPU). Gate it with
 ``{ check = "load-test", metric = "generator_saturated", max = 0, severity = "warning" }``:
 a saturated generator measured itself, not the target.
 
+Timeline (informational, never gated): the wrapper also records once a second what that
+second added (requests, failures, p50/p95 of its response times, running users; warm-up
+included), kept in the check's work directory as ``locust_timeline.json`` (artifact
+``locust_timeline``) for the report's chart; :func:`neuroerp_ci.checks._load_timeline.read_timeline`
+reads it. A missing or malformed timeline is left out, never an error.
+
 Stopping early: a stage condition with ``abort_on_fail = true`` (an absolute limit on
 ``p50_ms`` ``p90_ms`` ``p95_ms`` ``p99_ms``, ``failure_ratio`` or ``rps``) arrives as
 ``ctx.abort_when``; the run is then watched about once a second and stopped once the limit is
@@ -82,6 +88,13 @@ from neuroerp_ci.checks._load_abort import (
     abort_reason,
     run_watched,
     stop_requested,
+)
+from neuroerp_ci.checks._load_timeline import (
+    MAX_POINTS,
+    TIMELINE_FILE,
+    sample_every,
+    wrapper_source,
+    write_timeline,
 )
 from neuroerp_ci.checks._locust_stats import (
     PERCENTILES,
@@ -237,7 +250,8 @@ class LocustLoadCheck(CheckKind):
         record_path = work / RECORD_FILE
         wrapper = work / WRAPPER_FILE
         live_path = work / LIVE_FILE
-        remove_stale(stats_path, record_path, work / LOG_FILE, live_path)
+        timeline_path = work / TIMELINE_FILE
+        remove_stale(stats_path, record_path, work / LOG_FILE, live_path, timeline_path)
         watch = AbortWatch(ctx.abort_when, live_path) if ctx.abort_when else None
         wrapper.write_text(
             render_wrapper(
@@ -246,6 +260,7 @@ class LocustLoadCheck(CheckKind):
                 stages=[s.model_dump() for s in settings.shape or []],
                 allowed_hosts=sorted(allowed_set(ctx.allowed_hosts)),
                 live_path=str(live_path) if watch else None,
+                timeline_every=sample_every(settings.planned_s),
             ),
             encoding="utf-8",
         )
@@ -287,6 +302,13 @@ class LocustLoadCheck(CheckKind):
             )
         raw_record = read_json_file(record_path, "locust (run record)")
         record = parse_run_record(raw_record)
+        measured = record.measured_from if settings.warmup_s > 0 else None
+        written = write_timeline(  # informational: a bad or missing timeline is just left out
+            timeline_path, record.timeline,
+            None if measured is None or record.started is None else measured - record.started,
+        )
+        if written is not None:
+            result.artifacts["locust_timeline"] = str(written)
         rows = parse_stats(read_json_file(stats_path, "locust"))
         result.artifacts["locust_stats"] = str(stats_path)
         result.artifacts["locust_run"] = str(record_path)
@@ -518,23 +540,28 @@ def render_wrapper(
     stages: Sequence[Mapping[str, Any]],
     allowed_hosts: Sequence[str],
     live_path: str | None = None,
+    timeline_every: int = 1,
 ) -> str:
     """The wrapper locustfile's source with its settings embedded as a JSON string literal.
 
     ``allowed_hosts`` are canonical (:func:`neuroerp_ci.support.hosts.allowed_set`): remote workers
     may not have neuroerp-ci installed, so the wrapper compares with them on its own terms.
     ``live_path``: where the master writes its live snapshot for abort_on_fail (None: none).
+    ``timeline_every``: seconds between timeline points (:mod:`._load_timeline`).
     """
     settings: dict[str, Any] = {
         "record": record_path,
         "warmup_s": warmup_s,
         "stages": [dict(s) for s in stages],
         "allowed_hosts": list(allowed_hosts),
+        "timeline_every": timeline_every,
+        "timeline_max": MAX_POINTS,
     }
     if live_path is not None:
         settings["live"] = live_path
     config = json.dumps(settings, sort_keys=True)
-    return _WRAPPER.replace("__CONFIG__", repr(config))
+    source = _WRAPPER.replace("__TIMELINE_FUNCTIONS__", wrapper_source())
+    return source.replace("__CONFIG__", repr(config))
 
 
 # The wrapper locustfile, loaded by every locust process (local, master, workers; remote
@@ -542,9 +569,12 @@ def render_wrapper(
 # (see the module docstring). Otherwise only locust's public event hooks: warm-up ends with a
 # stats reset in every process; CPU time is measured per process during the load (locust
 # samples CPU only every 10 s) and workers send theirs to the master; the master (or the
-# single process) writes the run record at `quitting`, with locust's failure messages, which
-# --json-file does not contain.
+# single process) samples users and the timeline (functions copied from _load_timeline at
+# __TIMELINE_FUNCTIONS__) once a second and writes the run record at `quitting`, with
+# locust's failure messages, which --json-file does not contain.
 _WRAPPER = '''"""Generated by neuroerp-ci for one load check: rewritten on every run."""
+
+from __future__ import annotations
 
 import _socket
 import ipaddress
@@ -558,6 +588,7 @@ import gevent
 import gevent._socketcommon
 import gevent.socket
 from locust import LoadTestShape, events
+from locust import runners as _locust_runners
 from locust.runners import MasterRunner, WorkerRunner
 
 _CONFIG = json.loads(__CONFIG__)
@@ -565,6 +596,11 @@ _MESSAGE = "neuroerp_ci_generator"
 _ALLOWED = frozenset(_CONFIG["allowed_hosts"])
 _REFUSED = "neuroerp-ci refused host"
 _state = {"generators": [], "refused": {}}
+
+# Workers send their stats every 3 s by default: once a second, the master's timeline (and
+# its abort_on_fail snapshot) follows the load second by second instead of in 3 s bursts.
+if getattr(_locust_runners, "WORKER_REPORT_INTERVAL", 0) > 1.0:
+    _locust_runners.WORKER_REPORT_INTERVAL = 1.0
 
 
 def _numeric(host):
@@ -642,6 +678,7 @@ def _end_warmup(environment):
     if "stopped" not in _state and environment.runner is not None:
         _state["measured_from"] = time.time()  # before the reset: no request precedes it
         environment.runner.stats.reset_all()
+        _state["timeline_reset"] = True  # the next timeline point counts from zero
 
 
 def _schedstat():
@@ -666,15 +703,43 @@ def _on_test_start(environment, **_kwargs):
         _state["warmup"] = gevent.spawn_later(_CONFIG["warmup_s"], _end_warmup, environment)
     if not isinstance(environment.runner, WorkerRunner):
         _state["users"] = []
+        _state["timeline"] = []
+        _state.pop("timeline_last", None)
+        _state.pop("timeline_reset", None)
+        _state.pop("timeline_off", None)
         _state["sampler"] = gevent.spawn(_sample_users, environment.runner)
 
 
 def _sample_users(runner):
+    ticks = 0
     while True:  # the running user count once a second (a master sums its workers')
         gevent.sleep(1.0)
         _state["users"].append(runner.user_count)
+        ticks += 1
+        if ticks % _CONFIG["timeline_every"] == 0 and "timeline_off" not in _state:
+            try:
+                _sample_timeline(runner)
+            except Exception:  # informational: never at the cost of the users or live snapshot
+                _state["timeline_off"] = True
+                _state["timeline"] = []  # a timeline with a hole would mislead
         if _CONFIG.get("live"):
             _write_live(runner)
+
+
+def _sample_timeline(runner):
+    # What the last interval added, from locust's cumulative totals (neuroerp-ci's
+    # _load_timeline, whose functions are copied below): only the last totals are kept.
+    if len(_state["timeline"]) >= _CONFIG["timeline_max"]:
+        return
+    total = runner.stats.total
+    current = (total.num_requests, total.num_failures, dict(total.response_times))
+    previous = None if _state.pop("timeline_reset", False) else _state.get("timeline_last")
+    _state["timeline_last"] = current
+    point = timeline_point(time.time() - _state["started"], runner.user_count, previous, current)
+    _state["timeline"].append(point)
+
+
+__TIMELINE_FUNCTIONS__
 
 
 def _write_live(runner):
@@ -765,6 +830,7 @@ def _on_quitting(environment, **_kwargs):
         ],
         "generators": _state["generators"],
         "users": _state.get("users", []),
+        "timeline": _state.get("timeline", []),
         "cpu_warning": bool(getattr(runner, "cpu_warning_emitted", False)),
         "worker_cpu_warning": bool(getattr(runner, "worker_cpu_warning_emitted", False)),
         "workers": _state.get("workers", 0),

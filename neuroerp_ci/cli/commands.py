@@ -22,8 +22,12 @@ import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from neuroerp_ci.cli.exit_codes import ExitCode, for_signal, for_verdict
+from neuroerp_ci.cli.init_command import init_project
+from neuroerp_ci.cli.report_command import report as report_command
+from neuroerp_ci.cli.store_access import open_history
 from neuroerp_ci.config import Pipeline, Stage, load_pipeline, resolve_config_path
 from neuroerp_ci.errors import ConfigError, NeuroErpCiError, OrchestrationError, UsageError
 from neuroerp_ci.model import Verdict, summary_line
@@ -33,7 +37,6 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from neuroerp_ci.model import StageReport
-    from neuroerp_ci.store import HistoryStore
 
 # Before Prefect is imported (lazily, in the commands that run a flow): no telemetry, no
 # shutdown tracebacks from the temporary server, only warnings from Prefect's own loggers.
@@ -56,8 +59,10 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 # soft_wrap: piped into a CI log, a line stays one line (rich would cut it at 80 columns).
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup=False: reasons, paths and table cells are printed as they are ("[advisories]"
+# stays); styles come from rich Text only.
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 ConfigOpt = Annotated[
     Path | None,
@@ -114,6 +119,10 @@ def demo(
         out.print(f"Wrote the demo project to {directory}")
     pipeline = load_pipeline(pipeline_file)
     raise typer.Exit(_run_stage(pipeline, pipeline.stage("development"), output, None, advisories))
+
+
+app.command("init")(init_project)  # neuroerp_ci.cli.init_command
+app.command("report")(report_command)  # neuroerp_ci.cli.report_command
 
 
 @app.command()
@@ -175,7 +184,7 @@ def history(
     from neuroerp_ci.support.formatting import format_duration
 
     pipeline = load_pipeline(resolve_config_path(config))
-    with _open_history(pipeline) as store:
+    with open_history(pipeline) as store:
         records = store.runs(stage=stage, target=pipeline.target.name, limit=limit)
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in records], indent=2, ensure_ascii=False))
@@ -218,7 +227,7 @@ def baseline_show(
 
     pipeline = load_pipeline(resolve_config_path(config))
     pipeline.stage(stage)
-    with _open_history(pipeline) as store:
+    with open_history(pipeline) as store:
         provider = store.baseline_provider(
             stage,
             pipeline.target.name,
@@ -316,7 +325,7 @@ def baseline_pin(
 ) -> None:
     """Pin a passing run: its stage is compared with exactly this run until unpinned."""
     pipeline = load_pipeline(resolve_config_path(config))
-    with _open_history(pipeline) as store, _known_run():
+    with open_history(pipeline) as store, _known_run():
         record = store.pin(run_id)
     out.print(
         f"Pinned run {record.run_id} as the baseline of stage {record.stage} ({record.target})"
@@ -331,7 +340,7 @@ def baseline_unpin(
     """Unpin the stage's baseline run: it goes back to the last passing runs."""
     pipeline = load_pipeline(resolve_config_path(config))
     pipeline.stage(stage)
-    with _open_history(pipeline) as store:
+    with open_history(pipeline) as store:
         record = store.unpin(stage, pipeline.target.name)
     if record is None:
         out.print(f"No run of stage {stage} ({pipeline.target.name}) was pinned")
@@ -349,7 +358,7 @@ def baseline_invalidate(
     pipeline = load_pipeline(resolve_config_path(config))
     if not reason.strip():
         raise UsageError("--reason must say why the run is invalid")
-    with _open_history(pipeline) as store, _known_run():
+    with open_history(pipeline) as store, _known_run():
         record = store.invalidate(run_id, reason)
     out.print(f"Invalidated run {record.run_id} of stage {record.stage}: {reason.strip()}")
 
@@ -388,7 +397,7 @@ def calibrate(
 
     pipeline = load_pipeline(resolve_config_path(config))
     pipeline.stage(stage)  # unknown stage: exit 2 before the store is opened
-    with _open_history(pipeline) as store:
+    with open_history(pipeline) as store:
         result = calibrate_pipeline_stage(pipeline, stage, store, budget_pct=budget, limit=limit)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
@@ -459,20 +468,7 @@ def write_probe(directory: Path) -> None:
 
 def _wide() -> Console:
     # Piped into a CI log there is no terminal width; rich's 80 columns would cut run ids.
-    return out if out.is_terminal else Console(highlight=False, width=160)
-
-
-@contextmanager
-def _open_history(pipeline: Pipeline) -> Iterator[HistoryStore]:
-    """The pipeline's history store; a URL it cannot use is an error in the pipeline file."""
-    from neuroerp_ci.store import StoreUrlError, open_store, store_url
-
-    try:
-        store = open_store(store_url(pipeline.store_url, pipeline.project_dir))
-    except StoreUrlError as exc:
-        raise ConfigError(pipeline.path, "store.url", str(exc)) from None
-    with store:
-        yield store
+    return out if out.is_terminal else Console(highlight=False, width=160, markup=False)
 
 
 @contextmanager
@@ -506,7 +502,7 @@ def _run_stage(
             raise UsageError(f"--advisories {folder}: {problem}")
     # A bad store URL (exit 2) or a store that cannot be opened (exit 3) stops the run
     # here, in one line, before Prefect or any check starts.
-    with _open_history(pipeline):
+    with open_history(pipeline):
         pass
     run_id = new_run_id()
     out_dir = (output or default_output_dir(pipeline.project_dir, run_id)).resolve()
@@ -515,7 +511,8 @@ def _run_stage(
     named = version
     version = resolve_version(pipeline.project_dir, named).id
     checks = [pipeline.checks[c] for c in stage.checks]
-    out.print(f"Running stage [bold]{stage.name}[/] of {pipeline.path} for version {version}")
+    said = f" of {pipeline.path} for version {version}"
+    out.print(Text.assemble("Running stage ", (stage.name, "bold"), said))
     with ConsoleProgress(out, checks) as progress:
         from neuroerp_ci.orchestration import (
             set_observer,
@@ -568,7 +565,7 @@ def _run_stage(
         return ExitCode.INTERNAL
     colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}[report.verdict.value]
     line = summary_line(report.summary)
-    out.print(f"[bold {colour}]{report.verdict.value}[/] {line}", soft_wrap=True)
+    out.print(Text.assemble((report.verdict.value, f"bold {colour}"), f" {line}"), soft_wrap=True)
     out.print(f"Reports: {out_dir}", soft_wrap=True)
     return for_verdict(report.verdict)
 
@@ -607,7 +604,7 @@ def promote(
     stage = pipeline.stage(to)
     _refuse_unwritable_output(output, pipeline.project_dir)
     version = resolve_version(pipeline.project_dir, version).id  # a prefix is its full SHA
-    with _open_history(pipeline) as store:
+    with open_history(pipeline) as store:
         decision = check_promotion(
             pipeline, stage, version, store, as_rollout=is_rollout_stage(stage)
         )

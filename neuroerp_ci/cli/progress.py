@@ -1,4 +1,17 @@
-"""Live progress for the CLI: a spinner per running check, a line per finished one."""
+"""Live progress for the CLI: a spinner per running check, a line per finished one, and
+once the gate has judged them, a line per check saying whether it met its conditions.
+
+A finished check's line says how its tool ran (``ran``, ``error``, ``skipped``) under a
+neutral mark: whether it passed is only known once its conditions are judged, after every
+check ran (baselines, waivers, re-measurements of breaches). The judged line's mark is the
+verdict on the check: ``✘`` when a condition failed, ``!`` when one warned (or the tool
+errored without failing the gate), ``✔`` only when the tool ran and all conditions passed::
+
+    · unit-tests             ran        3.2 s  120 passed, 1 failed
+    ✘ unit-tests             FAIL       3.2 s  coverage_pct 70 < 80
+
+Reasons are printed as they are (a ``Text``, never markup): ``[advisories]`` stays.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +21,33 @@ from types import TracebackType
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from neuroerp_ci.checks import Check
-from neuroerp_ci.model import CheckResult, CheckStatus
+from neuroerp_ci.model import CheckResult, CheckStatus, Outcome, OutcomeStatus
 from neuroerp_ci.support.secrets import redact
 
-_MARK = {
-    CheckStatus.OK: "[green]✔[/]",
-    CheckStatus.ERROR: "[red]✘[/]",
-    CheckStatus.SKIPPED: "[yellow]–[/]",
+# How the tool ran, on the line of a finished check: never "ok", which reads as a pass.
+_RAN = {
+    CheckStatus.OK: ("ran", ""),
+    CheckStatus.ERROR: ("error", "red"),
+    CheckStatus.SKIPPED: ("skipped", "yellow"),
 }
+_FAILED = ("✘", "red")
+_WARNED = ("!", "yellow")
 
 
 class ConsoleProgress:
-    """A :class:`~neuroerp_ci.run.runner.RunObserver` drawing on a rich console; it also
-    shows re-measurements of breached checks (``confirm``: "confirming api-latency"),
-    which are not counted as checks of the run."""
+    """A :class:`~neuroerp_ci.run.runner.RunObserver` drawing on a rich console (and a
+    :class:`~neuroerp_ci.run.runner.JudgementObserver`: the judged lines); it also shows
+    re-measurements of breached checks (``confirm``: "confirming api-latency"), which are
+    not counted as checks of the run."""
 
     def __init__(self, console: Console, checks: Sequence[Check]) -> None:
         self._console = console
         self._progress = Progress(
             SpinnerColumn(),
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             TextColumn("{task.completed}/{task.total}"),
             TimeElapsedColumn(),
@@ -65,7 +83,13 @@ class ConsoleProgress:
                 self._progress.remove_task(task)
             if self._overall is not None:
                 self._progress.advance(self._overall)
-            self._line(_MARK[result.status], check.id, result)
+            self._line(("·", "dim"), check.id, _RAN[result.status], result, result.reason)
+
+    def check_judged(self, check: Check, result: CheckResult, outcomes: Sequence[Outcome]) -> None:
+        mark, word = judged_mark(result, outcomes)
+        with self._lock:
+            reason = judged_reason(check, outcomes) or result.reason  # no outcome: the tool's
+            self._line(mark, check.id, word, result, reason)
 
     def confirmation_started(self, check: Check, attempt: int) -> None:
         # Said as a line too: a CI log shows no spinner, and a re-run can take a while.
@@ -74,23 +98,68 @@ class ConsoleProgress:
             self._running[_confirming(check, attempt)] = self._progress.add_task(
                 f"  {text}", total=None
             )
-            self._progress.console.print(f"↻ {text}", markup=False, highlight=False)
+            self._progress.console.print(Text(f"↻ {text}"), highlight=False)
 
     def confirmation_finished(self, check: Check, attempt: int, result: CheckResult) -> None:
         with self._lock:
             task = self._running.pop(_confirming(check, attempt), None)
             if task is not None:
                 self._progress.remove_task(task)
-            self._line("[cyan]↻[/]", f"{check.id} (confirm {attempt})", result)
+            name = f"{check.id} (confirm {attempt})"
+            self._line(("↻", "cyan"), name, _RAN[result.status], result, result.reason)
 
-    def _line(self, mark: str, name: str, result: CheckResult) -> None:
-        self._progress.console.print(
-            f"{mark} {name:<22} {result.status.value:<7} "
-            f"{result.duration_s:6.1f} s  {redact(result.reason)}",
-            soft_wrap=True,
-            markup=True,
-            highlight=False,
+    def _line(
+        self,
+        mark: tuple[str, str],
+        name: str,
+        word: tuple[str, str],
+        result: CheckResult,
+        reason: str,
+    ) -> None:
+        # Styled pieces of a Text: the reason is never read as markup.
+        line = Text.assemble(
+            mark,
+            f" {name:<22} ",
+            (f"{word[0]:<8}", word[1]),
+            f" {result.duration_s:6.1f} s  {redact(reason)}",
         )
+        self._progress.console.print(line, soft_wrap=True, highlight=False)
+
+
+def judged_mark(
+    result: CheckResult, outcomes: Sequence[Outcome]
+) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The mark and the word (each with its style) of a judged check: the worst of its
+    outcomes as the verdict counts them; ``✔ PASS`` only when its tool ran and every
+    condition passed."""
+    for weight, (mark, style) in ((OutcomeStatus.FAIL, _FAILED), (OutcomeStatus.WARN, _WARNED)):
+        worst = next((o for o in outcomes if o.weight is weight), None)
+        if worst is not None:  # INCONCLUSIVE says so, marked as what it counts as
+            return (mark, style), (worst.status.value.upper(), style)
+    if result.status is CheckStatus.ERROR:  # a policy let the error pass: still not met
+        return _WARNED, ("ERROR", "yellow")
+    if result.status is CheckStatus.SKIPPED:
+        return ("–", "yellow"), ("SKIPPED", "yellow")
+    if any(o.status is OutcomeStatus.INFO for o in outcomes):  # breached, counts for nothing
+        return ("i", "cyan"), ("INFO", "cyan")
+    return ("✔", "green"), ("PASS", "green")
+
+
+def judged_reason(check: Check, outcomes: Sequence[Outcome]) -> str:
+    """Why: the reasons of the outcomes that count against the verdict (or breached), else
+    of all of them, without the check id each starts with."""
+    telling = [o for o in outcomes if o.weight is not OutcomeStatus.PASS] or list(outcomes)
+    said = (_without_id(o.reason, check.id) for o in telling)
+    return "; ".join(dict.fromkeys(said))
+
+
+def _without_id(reason: str, check_id: str) -> str:
+    """``api: p95_ms 412 > 300`` / ``api error: ...`` -> ``p95_ms 412 > 300`` / ``error: ...``
+    (the line names the check already)."""
+    for prefix in (f"{check_id}: ", f"{check_id} "):
+        if reason.startswith(prefix):
+            return reason[len(prefix) :]
+    return reason
 
 
 def _confirming(check: Check, attempt: int) -> str:

@@ -3,7 +3,9 @@
 The headline says the verdict, the stage and the version; then the one-line summary, the
 outcomes (failing ones first), the checks, their metrics and their findings (waived ones with
 their waiver, new ones marked), and the run folder's other files by name. No links, and
-every piece of tool output is escaped so it cannot break a table or inject HTML.
+every piece of tool output goes through :func:`escape_markdown`, so it cannot break a table,
+inject HTML or turn into Markdown (a ``>= 80`` cell into a blockquote, ``[x](y)`` into a
+link). The Prefect artifacts use the same text with status words only, no emoji.
 """
 
 from __future__ import annotations
@@ -60,18 +62,31 @@ _OUTCOME_ORDER = {
     OutcomeStatus.INFO: 3,
     OutcomeStatus.PASS: 4,
 }
-# "<" followed by a letter, "/", "!" or "?" could open an HTML tag; "<= 300" cannot.
+# What Markdown could read as markup, escaped with a backslash (CommonMark allows it before
+# any ASCII punctuation). Anywhere in the text: backslash, code, emphasis, links, strikethrough,
+# table pipes.
+_MARKUP = re.compile(r"[\\`*\[\]|~]")
+# "_" opens emphasis only at a word's edge: p95_ms stays readable.
+_EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+# "&amp;" and "&#60;" would be decoded; a lone "&" is text.
+_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
+# "<" followed by a letter, "/", "!" or "?" could open an HTML tag or autolink; "<= 300" cannot.
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+# At the start of a text (each Prefect table cell is rendered on its own): a blockquote, a
+# heading, a bullet or numbered list item, a thematic break.
+_BLOCK_START = re.compile(
+    r"^(?:(?P<mark>[>#])|(?P<bullet>[-+])(?=\s|$|[-+])|(?P<num>\d{1,9})(?=[.)](?:\s|$)))"
+)
 _LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
 
 
-def render_markdown(report: StageReport) -> str:
-    """The full text of ``report.md``."""
+def render_markdown(report: StageReport, marks: bool = True) -> str:
+    """The full text of ``report.md``; ``marks=False``: status words only (no emoji)."""
     parts = [
-        _headline(report),
+        _headline(report, marks),
         _facts(report),
-        _section("Outcomes", _outcomes_table(report)),
-        _section("Checks", _checks_table(report.checks)),
+        _section("Outcomes", _outcomes_table(report, marks)),
+        _section("Checks", _checks_table(report.checks, marks)),
     ]
     metrics = _metrics_tables(report.checks)
     if metrics:
@@ -83,8 +98,48 @@ def render_markdown(report: StageReport) -> str:
 
 
 def markdown_summary(report: StageReport) -> str:
-    """The Prefect markdown artifact: the same text as ``report.md``."""
-    return render_markdown(report)
+    """The Prefect markdown artifact: the text of ``report.md`` with status words, no emoji
+    (the UI shows them beside its own state colours)."""
+    return render_markdown(report, marks=False)
+
+
+def outcome_table(report: StageReport) -> list[dict[str, str]]:
+    """The Prefect table artifact: :func:`outcome_rows` with every cell escaped (the UI
+    renders each cell as Markdown)."""
+    return [
+        {key: escape_markdown(text) for key, text in row.items()} for row in outcome_rows(report)
+    ]
+
+
+def check_markdown(result: CheckResult) -> str:
+    """One check's own artifact (on its Prefect task run): status, reason, metrics, how many
+    findings counted and how many were waived or suppressed, and the tools' versions."""
+    lines = [
+        f"## {escape_markdown(result.check_id)}: {result.status.value}",
+        "",
+        f"kind {escape_markdown(result.kind)} · {format_duration(result.duration_s)}",
+        "",
+        f"**Reason:** {escape_markdown(result.reason) or MISSING}",
+        "",
+        (
+            f"**Findings:** {len(result.findings)} counted · {len(result.waived)} waived · "
+            f"{len(result.suppressed)} suppressed"
+        ),
+    ]
+    names = sorted(result.metrics)
+    if names:
+        rows = [
+            [name, format_value(m.value), m.unit, str(len(m.samples))]
+            for name in names[:MAX_METRICS_PER_CHECK]
+            for m in (result.metrics[name],)
+        ]
+        if len(names) > MAX_METRICS_PER_CHECK:
+            rows.append([f"... and {len(names) - MAX_METRICS_PER_CHECK} more", "", "", ""])
+        lines += ["", "### Metrics", "", _table(["Metric", "Value", "Unit", "Samples"], rows)]
+    if result.tool_versions:
+        tools = sorted(result.tool_versions.items())
+        lines += ["", "### Tools", "", _table(["Tool", "Version"], [list(t) for t in tools])]
+    return "\n".join(lines) + "\n"
 
 
 def outcome_rows(report: StageReport) -> list[dict[str, str]]:
@@ -120,39 +175,65 @@ def change_text(change_pct: float | None) -> str:
     return MISSING if change_pct is None else f"{change_pct:+.1f} %"
 
 
-def escape_cell(text: str) -> str:
-    """Text safe inside a Markdown table cell: one line, pipes escaped, no HTML tags."""
-    return _escape_inline(text).replace("|", "\\|")
+def escape_markdown(text: str) -> str:
+    """``text`` as one line that Markdown shows literally, in a table cell or in a sentence.
+
+    Tool output made printable, line breaks joined, then a backslash before whatever could
+    be markup: ``\\ ` * [ ] | ~`` anywhere, ``_`` at a word's edge, ``&`` of an entity,
+    ``<`` that could open a tag, and at the start ``>``, ``#``, a list marker::
+
+        >>> escape_markdown(">= 80 | see [docs](x) <b>")
+        '\\\\>= 80 \\\\| see \\\\[docs\\\\](x) \\\\<b>'
+    """
+    text = _LINE_BREAKS.sub(" ", plain_text(text)).strip()
+    text = _MARKUP.sub(lambda m: "\\" + m.group(), text)
+    text = _EDGE_UNDERSCORE.sub("\\\\_", text)
+    text = _ENTITY.sub("\\\\&", text)
+    text = _TAG_START.sub("\\\\<", text)
+    return _BLOCK_START.sub(_escape_block_start, text)
 
 
-def _escape_inline(text: str) -> str:
-    return _TAG_START.sub("\\\\<", _LINE_BREAKS.sub(" ", plain_text(text)).strip())
+def _escape_block_start(found: re.Match[str]) -> str:
+    if found.group("num") is not None:  # "1. x" -> "1\. x": escape the "." or ")"
+        return found.group("num") + "\\"
+    return "\\" + found.group()
+
+
+def _code(text: str) -> str:
+    """``text`` as inline code, or escaped text when a backtick would end the code early."""
+    return f"`{text}`" if text and "`" not in text and "\n" not in text else escape_markdown(text)
 
 
 def _failing_first(outcomes: Sequence[Outcome]) -> list[Outcome]:
     return sorted(outcomes, key=lambda o: _OUTCOME_ORDER[o.status])  # stable: config order kept
 
 
-def _headline(report: StageReport) -> str:
+def _headline(report: StageReport, marks: bool) -> str:
     version = report.version or "(no version)"
-    where = f"{_escape_inline(report.stage)} @ {_escape_inline(version)}"
+    where = f"{escape_markdown(report.stage)} @ {escape_markdown(version)}"
     if report.recorded is False:  # a verdict the history does not hold counts for nothing
-        return f"## ❌ NOT RECORDED — {where} (the gate said {report.verdict.value})"
-    return f"## {_VERDICT_MARK[report.verdict]} {report.verdict.value} — {where}"
+        said = f"NOT RECORDED — {where} (the gate said {report.verdict.value})"
+        return f"## ❌ {said}" if marks else f"## {said}"
+    return f"## {_mark(_VERDICT_MARK[report.verdict], marks)}{report.verdict.value} — {where}"
+
+
+def _mark(mark: str, marks: bool) -> str:
+    """The emoji and a space before a status word, or nothing (the Prefect artifacts)."""
+    return f"{mark} " if marks else ""
 
 
 def _facts(report: StageReport) -> str:
-    summary = _escape_inline(summary_line(report.summary)) or MISSING
+    summary = escape_markdown(summary_line(report.summary)) or MISSING
     if report.recorded is False:
-        why = _escape_inline(report.record_error) or "the history store does not hold it (yet)"
+        why = escape_markdown(report.record_error) or "the history store does not hold it (yet)"
         summary += (
             f"\n\n**Not recorded** in the history: {why}. This verdict does not count: no"
             " promotion and no baseline can use it."
         )
     facts = " · ".join(
         [
-            f"target **{_escape_inline(report.target)}**",
-            f"run `{report.run_id}`" if "`" not in report.run_id else f"run {report.run_id}",
+            f"target **{escape_markdown(report.target)}**",
+            f"run {_code(report.run_id)}",
             f"{report.started_at} → {report.finished_at}",
             format_duration(report.duration_s),
         ]
@@ -176,19 +257,23 @@ def _tested_line(tested: Mapping[str, str]) -> str:
     changes), in the checkout; Python 3.11.7 at /srv/app/.venv/bin/python (project .venv)'."""
     if not tested:
         return ""
+
+    def esc(key: str, default: str) -> str:
+        return escape_markdown(tested.get(key, default))
+
     parts = []
     if tested.get("sha"):
-        tree = f" + working tree {tested['tree']}" if tested.get("tree") else ""
-        parts.append(f"commit `{tested['sha'][:12]}`{tree} ({tested.get('source', '?')})")
+        tree = f" + working tree {esc('tree', '')}" if tested.get("tree") else ""
+        parts.append(f"commit {_code(tested['sha'][:12])}{tree} ({esc('source', '?')})")
     elif tested.get("version"):
-        parts.append(f"version {tested['version']} ({tested.get('source', 'as given')})")
+        parts.append(f"version {esc('version', '')} ({esc('source', 'as given')})")
     if tested.get("checkout"):
-        parts.append(f"in {tested['checkout']}")
+        parts.append(f"in {esc('checkout', '')}")
     text = ", ".join(parts)
     if tested.get("python"):
-        python = f"Python {tested.get('python_version', '?')} at `{tested['python']}`"
-        text += ("; " if text else "") + f"{python} ({tested.get('python_source', '?')})"
-    return "Tested: " + _escape_inline(text)
+        python = f"Python {esc('python_version', '?')} at {_code(tested['python'])}"
+        text += ("; " if text else "") + f"{python} ({esc('python_source', '?')})"
+    return "Tested: " + text
 
 
 def _section(title: str, body: str) -> str:
@@ -202,10 +287,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(escape_cell(cell) or " " for cell in cells) + " |"
+    return "| " + " | ".join(escape_markdown(cell) or " " for cell in cells) + " |"
 
 
-def _outcomes_table(report: StageReport) -> str:
+def _outcomes_table(report: StageReport, marks: bool) -> str:
     if not report.outcomes:
         return "No condition was evaluated."
     hidden = {
@@ -216,7 +301,7 @@ def _outcomes_table(report: StageReport) -> str:
     columns = [c for c in OUTCOME_COLUMNS if c not in hidden]
     rows = []
     for outcome, row in zip(_failing_first(report.outcomes), outcome_rows(report), strict=True):
-        row["status"] = f"{_OUTCOME_MARK[outcome.status]} {status_text(outcome)}"
+        row["status"] = _mark(_OUTCOME_MARK[outcome.status], marks) + status_text(outcome)
         rows.append([row[c] for c in columns])
     header = [c.capitalize() for c in columns]
     return _table(*_with_calibration(_failing_first(report.outcomes), header, rows))
@@ -237,14 +322,14 @@ def _with_calibration(
     )
 
 
-def _checks_table(checks: Sequence[CheckResult]) -> str:
+def _checks_table(checks: Sequence[CheckResult], marks: bool) -> str:
     if not checks:
         return "No check ran."
     rows = [
         [
             result.check_id,
             result.kind,
-            f"{_CHECK_MARK[result.status]} {result.status.value}",
+            _mark(_CHECK_MARK[result.status], marks) + result.status.value,
             format_duration(result.duration_s),
             str(len(result.findings)),
             result.reason,
@@ -264,7 +349,7 @@ def _machine_line(check_id: str, noise: NoiseReading) -> str:
     state = "busy" if noise.noisy else "quiet"
     if noise.noisy:
         figures += f"; timings may move by up to {noise.allowance_pct:g} % for it"
-    return f"- {_escape_inline(check_id)}: Machine: {state} ({_escape_inline(figures)})"
+    return f"- {escape_markdown(check_id)}: Machine: {state} ({escape_markdown(figures)})"
 
 
 def _metrics_tables(checks: Sequence[CheckResult]) -> str:
@@ -284,7 +369,7 @@ def _metrics_tables(checks: Sequence[CheckResult]) -> str:
 def _findings_lists(checks: Sequence[CheckResult]) -> str:
     blocks = []
     for result in checks:
-        check_id = _escape_inline(result.check_id)
+        check_id = escape_markdown(result.check_id)
         if result.findings:
             blocks.append(_finding_block(f"{check_id} ({len(result.findings)})", result.findings))
         if result.waived:
@@ -311,14 +396,14 @@ def _finding_block(title: str, findings: Sequence[Finding]) -> str:
 
 
 def _finding_line(finding: Finding) -> str:
-    rule = f"`{finding.rule}`" if "`" not in finding.rule else _escape_inline(finding.rule)
-    details = [_escape_inline(finding.location)]
+    rule = _code(finding.rule)
+    details = [escape_markdown(finding.location)]
     if finding.confidence:
-        details.append(f"confidence {_escape_inline(finding.confidence)}")
+        details.append(f"confidence {escape_markdown(finding.confidence)}")
     if finding.fix_versions:
-        details.append("fix: " + ", ".join(_escape_inline(v) for v in finding.fix_versions))
+        details.append("fix: " + ", ".join(escape_markdown(v) for v in finding.fix_versions))
     if finding.aliases:
-        details.append("aka " + ", ".join(_escape_inline(a) for a in finding.aliases))
+        details.append("aka " + ", ".join(escape_markdown(a) for a in finding.aliases))
     if finding.baseline_state is BaselineState.NEW:
         details.append("**new**")
     elif finding.baseline_state is BaselineState.UPDATED:
@@ -327,12 +412,12 @@ def _finding_line(finding: Finding) -> str:
     if waiver is not None:
         state = "expired" if waiver.expired else "until"
         details.append(
-            f"waiver {_escape_inline(waiver.id)} ({state} {waiver.expires}, "
-            f"{_escape_inline(waiver.owner)}: {_escape_inline(_shorten(waiver.reason))})"
+            f"waiver {escape_markdown(waiver.id)} ({state} {waiver.expires}, "
+            f"{escape_markdown(waiver.owner)}: {escape_markdown(_shorten(waiver.reason))})"
         )
     return (
-        f"- **{finding.severity.value}** {rule} ({_escape_inline(finding.tool)}): "
-        f"{_escape_inline(_shorten(finding.message))} — " + "; ".join(details)
+        f"- **{finding.severity.value}** {rule} ({escape_markdown(finding.tool)}): "
+        f"{escape_markdown(_shorten(finding.message))} — " + "; ".join(details)
     )
 
 

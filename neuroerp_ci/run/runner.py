@@ -15,7 +15,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from neuroerp_ci.checks import KINDS, Check, CheckContext, execute_check, skipped
 from neuroerp_ci.checks.interface import LiveLimit
@@ -36,6 +36,8 @@ from neuroerp_ci.gates.new_findings import mark_baseline_states
 from neuroerp_ci.gates.waivers import apply_waivers
 from neuroerp_ci.model import Calibration, CheckResult, CheckStatus, Outcome, StageReport
 from neuroerp_ci.project.interpreter import Interpreter, find_interpreter, interpreter_outcome
+from neuroerp_ci.reports.interface import Renderer
+from neuroerp_ci.reports.registry import HTML_PAGE, RENDERERS, WITHOUT_PAGE
 from neuroerp_ci.reports.writer import default_output_dir, new_run_id, write_reports
 from neuroerp_ci.run.confirmation import (
     ConfirmingObserver,
@@ -43,6 +45,7 @@ from neuroerp_ci.run.confirmation import (
     confirm_breaches,
     work_name,
 )
+from neuroerp_ci.run.report_history import page_renderer, report_context
 from neuroerp_ci.run.target import (
     TargetInfo,
     Workspace,
@@ -66,8 +69,22 @@ ADVISORIES_ENV = "NEUROERP_CI_ADVISORIES"
 
 
 class RunObserver(Protocol):
+    """Told when each check starts and finishes; ``check_finished`` comes before the check
+    is judged (its result says how the tool ran, not whether it met its conditions)."""
+
     def check_started(self, check: Check) -> None: ...
     def check_finished(self, check: Check, result: CheckResult) -> None: ...
+
+
+@runtime_checkable
+class JudgementObserver(Protocol):
+    """What an observer implements to be told each check's outcomes once they are final
+    (after waivers, baselines and re-measurements), in stage order; an observer without it
+    is not told. The console's mark says whether the check met its conditions from these."""
+
+    def check_judged(
+        self, check: Check, result: CheckResult, outcomes: Sequence[Outcome]
+    ) -> None: ...
 
 
 class NullObserver:
@@ -76,6 +93,23 @@ class NullObserver:
 
     def check_finished(self, check: Check, result: CheckResult) -> None:
         pass
+
+    def check_judged(self, check: Check, result: CheckResult, outcomes: Sequence[Outcome]) -> None:
+        pass
+
+
+def tell_judged(
+    observer: object,
+    checks: Sequence[Check],
+    results: Mapping[str, CheckResult],
+    outcomes: Sequence[Outcome],
+) -> None:
+    """Give a :class:`JudgementObserver` each check's final outcomes."""
+    if not isinstance(observer, JudgementObserver):
+        return
+    for check in checks:
+        own = [o for o in outcomes if o.check == check.id]
+        observer.check_judged(check, results[check.id], own)
 
 
 CheckJob = Callable[[Sequence[CheckResult]], CheckResult]
@@ -240,6 +274,7 @@ def run_stage(
             )
         outcomes = [*outcomes, *waiver_outcomes]
         outcomes = with_calibrations(outcomes, store, stage.name, pipeline.target.name)
+        tell_judged(observer, checks, results, redact_data(outcomes))  # now final: the console
         if uses_interpreter(pipeline, checks, needs_target):
             warning = interpreter_outcome(interpreter)
             outcomes = [warning, *outcomes] if warning else outcomes
@@ -309,8 +344,9 @@ def write_and_record(
     does not hold is never shown as one. Returns the report as finally written.
     """
     if store is None:
-        return report, write_reports(report, out_dir)
-    write_reports(replace(report, recorded=False), out_dir)
+        return report, write_reports(report, out_dir, page_renderers(report, out_dir, None))
+    # report.html (charts: the costly one) once, below, as finally written
+    write_reports(replace(report, recorded=False), out_dir, WITHOUT_PAGE)
     try:
         store.finish_run(report)
     except StoreError as exc:
@@ -319,7 +355,15 @@ def write_and_record(
             store.abort_run(report.run_id, f"not recorded: {exc}"[:500])
     else:
         report = replace(report, recorded=True)
-    return report, write_reports(report, out_dir)
+    return report, write_reports(report, out_dir, page_renderers(report, out_dir, store))
+
+
+def page_renderers(
+    report: StageReport, out_dir: Path, store: HistoryStore | None
+) -> dict[str, Renderer]:
+    """Every report format, ``report.html`` with the stage's trends, timelines and links."""
+    context, _problem = report_context(report, out_dir, store)  # the page names a problem
+    return {**RENDERERS, HTML_PAGE: page_renderer(context)}
 
 
 def not_recorded(report: StageReport, error: str) -> StageReport:

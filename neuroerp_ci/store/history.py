@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 import neuroerp_ci.store.calibrations as stored_calibrations
+import neuroerp_ci.store.trends as stored_trends
 from neuroerp_ci.model import Calibration, Metric, StageReport, summary_line
 from neuroerp_ci.store.baselines import (
     BaselineInclude,
@@ -64,6 +65,7 @@ from neuroerp_ci.store.schema import (
     outcomes,
     runs,
 )
+from neuroerp_ci.store.trends import MetricPoint
 from neuroerp_ci.support.secrets import redact, redact_data
 
 
@@ -277,6 +279,15 @@ class HistoryStore:
     def rollout_locks(self, clock: Clock | None = None) -> LockTable:
         """The rollout locks (:mod:`neuroerp_ci.store.locks`); ``clock`` for tests."""
         return LockTable(self._write, self._read, clock)
+
+    def metric_history(
+        self, stage: str, target: str, limit: int = 20, before_run: str | None = None
+    ) -> list[MetricPoint]:
+        """What the newest ``limit`` finished runs of ``stage`` measured, oldest first
+        (:mod:`neuroerp_ci.store.trends`): the trend charts' data."""
+        return stored_trends.metric_history(
+            lambda: self._read(f"read the trends of {stage}"), stage, target, limit, before_run
+        )
 
     # -- calibrations ---------------------------------------------------------------------
 

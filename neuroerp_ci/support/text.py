@@ -102,3 +102,46 @@ def _finding(finding: Finding) -> Finding:
         help_url=printable(finding.help_url),
         aliases=tuple(printable(a) for a in finding.aliases),
     )
+
+
+def tail_lines(text: str, chars: int) -> str:
+    """The end of a tool's output quoted on one line of at most ``chars``, starting at a
+    line: the last lines that fit whole, blank ones left out, whitespace runs as one space.
+    When the last line alone is longer, its end from a word on, after an ellipsis.
+
+    >>> tail_lines("collected 3 items\\nE   AssertionError: 1 != 2\\n", 30)
+    'E AssertionError: 1 != 2'
+    >>> tail_lines("Traceback: the worker crashed hard", 20)
+    '… crashed hard'
+    """
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    kept: list[str] = []
+    used = -1  # no space before the first line
+    for line in reversed([line for line in lines if line]):
+        if used + 1 + len(line) > chars:
+            break
+        kept.append(line)
+        used += 1 + len(line)
+    if kept or not any(lines):
+        return " ".join(reversed(kept))
+    last = next(line for line in reversed(lines) if line)
+    end = last[len(last) - (chars - 2) :] if chars > 2 else ""
+    if " " in end and last[len(last) - len(end) - 1] != " ":
+        end = end.split(" ", 1)[1]  # a word cut in two: start at the next one
+    return f"… {end}"
+
+
+def clip_words(text: str, chars: int) -> str:
+    """``text`` cut to at most ``chars`` at a word's end, with an ellipsis when it was cut.
+
+    >>> clip_words("3 of 4 failed (2x HTTP 503, 1x connection refused)", 30)
+    '3 of 4 failed (2x HTTP 503, …'
+    >>> clip_words("short", 30)
+    'short'
+    """
+    if len(text) <= chars:
+        return text
+    cut = text[: max(chars - 1, 0)]
+    if " " in cut and text[len(cut)] != " ":
+        cut = cut.rsplit(" ", 1)[0] + " "  # a word cut in two: end before it
+    return cut + "…"

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from neuroerp_ci.errors import ToolError
+from neuroerp_ci.support.text import tail_lines
 
 TAIL_CHARS = 600
 _WATCHDOG_SCRIPT = Path(__file__).with_name("_watchdog.py")
@@ -48,9 +49,9 @@ class ToolRun:
     duration_s: float
 
     def tail(self, chars: int = TAIL_CHARS) -> str:
-        """The last part of stderr (or stdout when stderr is empty), on one line."""
-        text = (self.stderr.strip() or self.stdout.strip())[-chars:]
-        return " ".join(text.split())
+        """The last lines of stderr (or stdout when stderr is empty), on one line
+        (:func:`~neuroerp_ci.support.text.tail_lines`)."""
+        return tail_lines(self.stderr.strip() or self.stdout.strip(), chars)
 
 
 def find_tool(name: str, override: str | None = None) -> str:
@@ -292,11 +293,14 @@ def log_tail(log_path: Path | None, chars: int = TAIL_CHARS) -> str:
     try:
         with log_path.open("rb") as fh:
             fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 4 * chars))
+            start = max(0, fh.tell() - 4 * chars)
+            fh.seek(start)
             text = fh.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
-    return " ".join(text.split())[-chars:]
+    if start > 0:  # begun mid-line: from the next whole line on
+        text = text.partition("\n")[2]
+    return tail_lines(text, chars)
 
 
 class _Watchdog:

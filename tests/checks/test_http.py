@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import socket
@@ -18,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from pydantic import ValidationError
+from rich.console import Console
 
 from neuroerp_ci.checks._percentiles import percentile
 from neuroerp_ci.checks.http import (
@@ -28,8 +30,11 @@ from neuroerp_ci.checks.http import (
     probe_metrics,
 )
 from neuroerp_ci.checks.interface import Check, CheckContext, execute_check
+from neuroerp_ci.cli.progress import ConsoleProgress
+from neuroerp_ci.config import ConditionSpec
 from neuroerp_ci.errors import TargetError, ToolError
-from neuroerp_ci.model import CheckStatus, Direction, Priority
+from neuroerp_ci.gates import evaluate
+from neuroerp_ci.model import CheckStatus, Direction, OutcomeStatus, Priority
 from neuroerp_ci.support.hosts import free_port
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -150,7 +155,8 @@ def test_statuses_error_rates_and_round_robin(tmp_path: Path) -> None:
     assert m["p95_ms"].direction is Direction.LOWER
     assert m["throughput_rps"].direction is Direction.HIGHER
     assert "connect_ms" not in m  # MockTransport opens no connection
-    assert result.reason.startswith("10 requests, p95 ")
+    # The failing endpoint first, how it failed; then the figures.
+    assert result.reason.startswith("bad: 5 of 5 answered HTTP 503; 10 requests, p95 ")
     assert result.reason.endswith("error rate 50.0 %")
 
     raw = json.loads(Path(result.artifacts["http_samples"]).read_text())
@@ -556,3 +562,69 @@ def test_tls_timings_and_verification(tmp_path: Path, tls_server: str) -> None:
     result = execute_check(HttpProbeCheck(), make_check(settings), make_ctx(tmp_path, tls_server))
     assert result.status is CheckStatus.ERROR
     assert "CERTIFICATE_VERIFY_FAILED" in result.reason
+
+
+# --- the reason names the failing endpoints and how they failed ---------------------------
+
+
+def test_the_reason_counts_each_endpoints_failures_by_kind(tmp_path: Path) -> None:
+    calls = 0
+
+    def orders(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        if request.url.path == "/ok":
+            return httpx.Response(200)
+        calls += 1
+        if calls == 3:
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+        return httpx.Response(503 if calls < 3 else 200)
+
+    check = make_check(
+        {"endpoints": [{"name": "home", "path": "/ok"}, {"name": "orders", "path": "/orders"}],
+         "samples": 4, "warmup": 0}
+    )
+    result = HttpProbeCheck(httpx.MockTransport(orders)).measure(
+        check, make_ctx(tmp_path, "http://127.0.0.1:1")
+    )
+    assert result.reason.startswith(
+        "orders: 3 of 4 failed (2× HTTP 503, 1× connection refused); 8 requests, p95 "
+    ), result.reason
+
+
+def test_the_reason_names_the_first_failing_endpoints_then_how_many_more(tmp_path: Path) -> None:
+    names = ["a", "b", "c", "d"]
+    check = make_check(
+        {"endpoints": [{"name": n, "path": "/bad", "expect_status": [201]} for n in names],
+         "samples": 2, "warmup": 0}
+    )
+    result = HttpProbeCheck(Recorder(by_path).transport()).measure(
+        check, make_ctx(tmp_path, "http://127.0.0.1:1")
+    )
+    assert result.reason.startswith(
+        "a: 2 of 2 answered HTTP 503 (expected 201); b: 2 of 2 answered HTTP 503 (expected 201);"
+        " 2 more endpoints failed; 8 requests"
+    ), result.reason
+
+
+@pytest.mark.integration
+def test_a_500_is_named_by_endpoint_and_status_in_check_gate_and_console(
+    tmp_path: Path, server: str
+) -> None:
+    check = make_check(
+        {"endpoints": [{"name": "home", "path": "/"}, {"name": "index", "path": "/fail"}],
+         "samples": 3, "warmup": 0}
+    )
+    result = execute_check(HttpProbeCheck(), check, make_ctx(tmp_path, server))
+    assert result.status is CheckStatus.OK, result.reason
+    assert result.reason.startswith("index: 3 of 3 answered HTTP 500; 6 requests"), result.reason
+    # The gate's error_rate outcome quotes it, and the console prints that literally.
+    spec = ConditionSpec.model_validate({"check": "latency", "metric": "error_rate", "max": 0.01})
+    outcome = evaluate(spec, check, result)
+    assert outcome.status is OutcomeStatus.FAIL
+    assert "error_rate 0.5 > 0.01 (index: 3 of 3 answered HTTP 500;" in outcome.reason
+    out = io.StringIO()
+    with ConsoleProgress(Console(file=out, width=200, force_terminal=False), [check]) as progress:
+        progress.check_judged(check, result, [outcome])
+    line = out.getvalue().splitlines()[0]
+    assert line.startswith("✘ latency") and " FAIL " in line
+    assert "index: 3 of 3 answered HTTP 500" in line

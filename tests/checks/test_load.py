@@ -24,6 +24,7 @@ import pytest
 from pydantic import ValidationError
 
 from neuroerp_ci.checks import KINDS
+from neuroerp_ci.checks._load_timeline import MAX_POINTS, read_timeline
 from neuroerp_ci.checks._locust_stats import (
     EndpointStats,
     LocustError,
@@ -217,8 +218,9 @@ def test_wrapper_compiles_and_embeds_its_settings() -> None:
     embedded = json.loads(eval(line.removeprefix("_CONFIG = json.loads(")[:-1]))  # noqa: S307
     assert embedded == {
         "record": "/w/run's.json", "stages": stages, "warmup_s": 1.5,
-        "allowed_hosts": ["127.0.0.1"],
+        "allowed_hosts": ["127.0.0.1"], "timeline_every": 1, "timeline_max": MAX_POINTS,
     }
+    assert "def timeline_point(" in source  # copied from _load_timeline
     assert "class NeuroErpCiShape(LoadTestShape)" in source
     assert "import locust" not in source.replace("from locust", "")  # events only
 
@@ -640,6 +642,8 @@ def test_two_local_workers_aggregate_into_one_result(
     assert "get_api_articles.p95_ms" in result.metrics
     for name in ("locust-worker-1", "locust-worker-2"):
         assert "Got quit message from master" in Path(result.artifacts[name]).read_text()
+    # Workers report once a second (not locust's 3 s): the master's timeline is per second.
+    assert sum(p["requests"] > 0 for p in record["timeline"]) >= 2, record["timeline"]
 
 
 @pytest.mark.integration
@@ -691,6 +695,13 @@ def test_shape_stages_run_and_warmup_is_excluded(
     assert all(row["start_time"] >= record["measured_from"] for row in stats)
     assert all(int(s) >= int(record["measured_from"]) for row in stats
                for s in row["num_reqs_per_sec"])
+    # The timeline: one point a second, warm-up included; the reset at its end is no dip.
+    timeline = read_timeline(Path(result.artifacts["locust_timeline"]))
+    assert len(timeline) >= 4, timeline
+    assert sum(rps > 0 for _t, rps, _p95, _f in timeline) >= len(timeline) - 1
+    assert all((p95 is None) == (rps == 0) for _t, rps, p95, _f in timeline)
+    assert all(p["requests"] >= 0 for p in record["timeline"])
+    assert max(p["users"] for p in record["timeline"]) == 8
 
 
 @pytest.mark.integration

@@ -20,6 +20,13 @@ import tomli_w
 
 from neuroerp_ci.checks.advisories import MirrorFolder
 from neuroerp_ci.demo import DEMO_PIPELINE
+from tests.browser import chromium_or_skip
+from tests.integration.conftest import run_cli
+from tests.integration.report_pages import (
+    check_failing_page,
+    check_passing_page,
+    check_trends_page,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -86,8 +93,18 @@ def pin_vulnerable_urllib3(project: Path) -> None:
 # --- the scenarios --------------------------------------------------------------------------
 
 
-def test_untouched_demo_passes_with_every_report(scenario: Scenario, advisory_mirror: Path) -> None:
-    run = scenario("baseline")
+@pytest.fixture(scope="module")
+def untouched_run(scenario: Scenario) -> Any:
+    return scenario("baseline")
+
+
+@pytest.fixture(scope="module")
+def error_rate_run(scenario: Scenario) -> Any:
+    return scenario("error-rate", env={ERROR_RATE_ENV: "0.5"})
+
+
+def test_untouched_demo_passes_with_every_report(untouched_run: Any, advisory_mirror: Path) -> None:
+    run = untouched_run
     # Everything passes; only advisory data older than 30 days warns (the shared 2024 mirror).
     snapshot = MirrorFolder(advisory_mirror).snapshot_date()
     stale = snapshot is None or snapshot.age_days() > 30
@@ -197,8 +214,8 @@ def test_no_vulnerability_service_falls_back_to_the_demo_subset(
     assert named in run.stdout and "WARN development" in run.stdout, run.describe()
 
 
-def test_error_injection_fails_the_api_error_rate(scenario: Scenario) -> None:
-    run = scenario("error-rate", env={ERROR_RATE_ENV: "0.5"})
+def test_error_injection_fails_the_api_error_rate(error_rate_run: Any) -> None:
+    run = error_rate_run
     # e2e tests and the smoke test see the injected 500s too
     run.assert_failed({"api-baseline"}, may_also_fail=frozenset({"e2e-tests", "smoke"}))
     rate = run.outcome("api-baseline", "error_rate <= 0.01")
@@ -264,3 +281,31 @@ def test_target_that_exits_at_start_is_an_api_error(scenario: Scenario) -> None:
     assert api["status"] == "error" and "exited with code 3" in api["reason"], run.describe()
     failed = run.outcomes("api-baseline", status="fail")
     assert failed and all("exited with code 3" in o["reason"] for o in failed)
+
+
+# --- report.html in a real browser (tests/integration/report_pages.py) ----------------------
+
+
+def test_the_passing_runs_page_in_a_browser(untouched_run: Any) -> None:
+    chromium_or_skip()
+    run = untouched_run
+    check_passing_page(run.out_dir / "report.html", run.report["verdict"])
+
+
+def test_the_failing_runs_page_shows_the_breached_threshold(error_rate_run: Any) -> None:
+    chromium_or_skip()
+    check_failing_page(error_rate_run.out_dir / "report.html", "error_rate")
+
+
+def test_the_trends_page_in_a_browser(
+    untouched_run: Any, stage_env: dict[str, str], tmp_path: Path
+) -> None:
+    chromium_or_skip()
+    project = untouched_run.out_dir.parent / "demo"
+    out = tmp_path / "trends.html"
+    config = str(project / DEMO_PIPELINE)
+    done = run_cli(
+        ["report", "--trends", "development", "-c", config, "-o", str(out)], stage_env, cwd=project
+    )
+    assert done.returncode == 0, done.stderr
+    check_trends_page(out, "development")

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import replace
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,11 @@ from neuroerp_ci.model import Outcome, OutcomeStatus, Severity, StageReport, Ver
 from neuroerp_ci.reports.markdown import (
     MAX_FINDINGS_PER_CHECK,
     OUTCOME_COLUMNS,
-    escape_cell,
+    check_markdown,
+    escape_markdown,
     markdown_summary,
     outcome_rows,
+    outcome_table,
     render_markdown,
 )
 
@@ -147,9 +150,46 @@ def test_empty_report_says_so(pass_report: StageReport) -> None:
     assert "No check ran." in text
 
 
-def test_escape_cell() -> None:
-    assert escape_cell("a | b\nc\r\n d") == "a \\| b c d"
-    assert escape_cell("<img src=x> <= 3") == "\\<img src=x> <= 3"
+def test_escape_markdown_joins_lines_and_escapes_pipes_and_tags() -> None:
+    assert escape_markdown("a | b\nc\r\n d") == "a \\| b c d"
+    assert escape_markdown("<img src=x> <= 3") == "\\<img src=x> <= 3"
+
+
+@pytest.mark.parametrize(
+    ("text", "escaped"),
+    [
+        (">= 80", "\\>= 80"),  # a blockquote at a cell's start
+        ("value >= 80", "value >= 80"),  # only there
+        ("# 1", "\\# 1"),
+        ("- x", "\\- x"),
+        ("2) x", "2\\) x"),
+        ("-5 ms", "-5 ms"),
+        ("see [docs](http://x) `code`", "see \\[docs\\](http://x) \\`code\\`"),
+        ("*bold* ~~gone~~", "\\*bold\\* \\~\\~gone\\~\\~"),
+        ("p95_ms _em_", "p95_ms \\_em\\_"),  # "_" inside a word cannot emphasise
+        ("&amp; & <=", "\\&amp; & <="),
+        ("C:\\x\\*", "C:\\\\x\\\\\\*"),
+    ],
+)
+def test_escape_markdown(text: str, escaped: str) -> None:
+    assert escape_markdown(text) == escaped
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ">= 80", "> quote", "# head", "###", "- item", "+ item", "* item", "1. one", "10) ten",
+        "---", "***", "___", "**bold** _em_ ~~del~~", "[a](b) ![i](u) [ref]: http://x",
+        "`code` ```py", "<b>x</b> <http://x.y> <!-- c -->", "&amp; &#60; a & b", "a | b",
+        "C:\\dir\\*x", "x__init__y", "p95_ms <= 300 and >= 1",
+    ],
+)  # fmt: skip
+def test_escaped_text_renders_as_itself(text: str) -> None:
+    """What a Markdown renderer shows is the text itself: one paragraph, no markup."""
+    html = _html(escape_markdown(text)).strip()
+    assert html.startswith("<p>") and html.endswith("</p>"), html
+    inner = html.removeprefix("<p>").removesuffix("</p>")
+    assert "<" not in inner and unescape(inner) == text, html
 
 
 def test_outcome_rows_have_stable_columns_and_order(fail_report: StageReport) -> None:
@@ -170,16 +210,69 @@ def test_outcome_rows_have_stable_columns_and_order(fail_report: StageReport) ->
 
 def test_outcome_rows_format_values_and_baselines() -> None:
     outcome = Outcome(
-        "api", "error_rate <= 0.05", OutcomeStatus.PASS, Severity.BLOCKING, 0.012345, "<= 0.05",
-        "ok", baseline=0.0101,
+        "api",
+        "error_rate <= 0.05",
+        OutcomeStatus.PASS,
+        Severity.BLOCKING,
+        0.012345,
+        "<= 0.05",
+        "ok",
+        baseline=0.0101,
     )
     report = StageReport("r", "staging", "v", "t", Verdict.PASS, "a", "b", 1.0, [], [outcome])
     row = outcome_rows(report)[0]
     assert (row["value"], row["baseline"]) == ("0.0123", "0.0101")
 
 
-def test_markdown_summary_is_the_report(any_report: StageReport) -> None:
-    assert markdown_summary(any_report) == render_markdown(any_report)
+def test_markdown_summary_is_the_report_with_status_words(any_report: StageReport) -> None:
+    summary = markdown_summary(any_report)
+    assert summary == render_markdown(any_report, marks=False)
+    assert not re.search(r"[\u2139\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff\ufe0f]", summary)
+    verdict = any_report.verdict.value
+    assert summary.startswith(f"## {verdict} — ")
+
+
+def test_outcome_table_cells_are_escaped(fail_report: StageReport) -> None:
+    table = outcome_table(fail_report)
+    assert [tuple(row) for row in table] == [OUTCOME_COLUMNS] * len(fail_report.outcomes)
+    assert table[0]["reason"] == "bandit: 8 findings high+ > 0 (B601 \\| B604)"
+    assert all(row == {k: escape_markdown(v) for k, v in raw.items()}
+               for row, raw in zip(table, outcome_rows(fail_report), strict=True))  # fmt: skip
+
+
+def test_outcome_table_never_renders_a_blockquote() -> None:
+    outcome = Outcome(
+        "unit-tests",
+        "coverage >= 80",
+        OutcomeStatus.FAIL,
+        Severity.BLOCKING,
+        75.0,
+        ">= 80",
+        "> quoted [x](y) *tool* output",
+    )
+    report = StageReport("r", "development", "v", "t", Verdict.FAIL, "a", "b", 1.0, [], [outcome])
+    row = outcome_table(report)[0]
+    assert row["target"] == "\\>= 80"
+    for cell in row.values():
+        html = _html(cell)
+        assert "<blockquote>" not in html and "<a " not in html and "<em>" not in html, html
+
+
+def test_check_markdown_says_status_reason_metrics_findings_and_tools(
+    fail_report: StageReport,
+) -> None:
+    latency, bandit = fail_report.checks[1], fail_report.checks[2]
+    text = check_markdown(latency)
+    assert text.startswith(f"## api-latency: {latency.status.value}\n")
+    assert f"**Reason:** {escape_markdown(latency.reason) or '—'}" in text
+    assert "| p95_ms | 412.8 | ms | 3 |" in text
+    assert "**Findings:** 0 counted · 0 waived · 0 suppressed" in text
+    bandit_text = check_markdown(bandit)
+    assert f"**Findings:** {len(bandit.findings)} counted" in bandit_text
+    assert "### Tools" in check_markdown(fail_report.checks[0])
+    assert "| pytest | 9.0.1 |" in check_markdown(fail_report.checks[0])
+    html = _html(bandit_text)
+    assert "<script>" not in html and "<a " not in html
 
 
 def test_fail_report_matches_golden_file(fail_report: StageReport) -> None:
@@ -202,9 +295,10 @@ def test_change_column_only_when_a_change_exists(
         "| ❌ fail | api-latency | p95_ms <= baseline +10 % | 412.8 | <= 280.5 | 255 | +61.9 % |"
         in "\n".join(outcomes)
     )
-    assert "p95_ms regressed: shift +18.2 % [98 % CI +12.1, +24.9] p=0.0003 vs pinned run r0" in (
-        "\n".join(outcomes)
+    regressed = (
+        "p95_ms regressed: shift +18.2 % \\[98 % CI +12.1, +24.9\\] p=0.0003 vs pinned run r0"
     )
+    assert regressed in "\n".join(outcomes)  # brackets escaped: never a link
 
 
 def test_outcome_rows_show_the_change_with_its_sign(baseline_report: StageReport) -> None:
@@ -226,5 +320,8 @@ def test_inconclusive_is_shown_as_such_after_the_breaches(
     assert "not confirmed: re-measured p95_ms 212 within <= 300" in rows[1]
     assert "about n=120 would" in rows[2]
     assert [row["status"] for row in outcome_rows(inconclusive_report)] == [
-        "warn", "inconclusive (counts as warn)", "inconclusive (counts as fail)", "pass",
+        "warn",
+        "inconclusive (counts as warn)",
+        "inconclusive (counts as fail)",
+        "pass",
     ]

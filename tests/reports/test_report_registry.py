@@ -16,6 +16,7 @@ def test_registry_names_the_files_a_run_writes() -> None:
         "junit.xml",
         "report.sarif",
         "bom.cdx.json",
+        "report.html",
     }
 
 

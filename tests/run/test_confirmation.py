@@ -267,7 +267,7 @@ def test_the_console_says_confirming(tmp_path: Path) -> None:
         progress.confirmation_finished(check, 1, api(212.0))
     lines = out.getvalue().splitlines()
     assert lines[0] == "↻ confirming api (1st re-measurement of a breach)"
-    assert lines[1].startswith("↻ api (confirm 1)") and " ok " in lines[1]
+    assert lines[1].startswith("↻ api (confirm 1)") and " ran " in lines[1]
 
 
 # --- integration twins: the runner, a real http check, a real server -----------------------

@@ -40,6 +40,7 @@ from neuroerp_ci.model import (
     Severity,
 )
 from neuroerp_ci.support.formatting import format_value
+from neuroerp_ci.support.text import clip_words
 
 # Ends the condition text of a kind's default condition, in every report.
 DEFAULT_MARK = " (default)"
@@ -109,7 +110,7 @@ def evaluate(
     reason = judgement.reason
     if breached and result.reason:
         # The check's own summary names the evidence (the failing test, the slow endpoint).
-        reason = f"{reason} ({_clip(result.reason)})"
+        reason = f"{reason} ({clip_words(result.reason, 160)})"
     status = judgement.status(severity)
     inconclusive = status is OutcomeStatus.INCONCLUSIVE
     return Outcome(
@@ -215,5 +216,3 @@ def _judge(
     return judgement
 
 
-def _clip(text: str, limit: int = 160) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
