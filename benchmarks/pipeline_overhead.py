@@ -38,6 +38,7 @@ succeeded, 1 when a run failed (its output is printed), 2 on a setup problem.
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import json
 import os
 import shlex
@@ -56,6 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neuroerp_ci.checks._browser import CHROMIUM_ARGS, find_chromium
+from neuroerp_ci.checks.a11y import AXE_PACKAGE, AXE_SCRIPT, A11ySettings
 from neuroerp_ci.checks.advisories import AdvisoryMirror, serve_osv
 from neuroerp_ci.checks.bandit import OWN_INI, BanditSettings, bandit_argv, plan_scan
 from neuroerp_ci.checks.command import CommandSettings
@@ -325,6 +328,8 @@ def shell_script(demo: Demo, work: Path, osv_url: str) -> str:
             argv, ok = ["sh", "-c", f"cd {q(str(project))} && {shlex.join(scan)}"], (0,)
         elif isinstance(settings, HttpProbeSettings):
             argv, ok = http_loop_argv(python, settings, base_url), (0,)
+        elif isinstance(settings, A11ySettings):
+            argv, ok = a11y_argv(python, settings, base_url), (0,)
         elif isinstance(settings, CommandSettings):
             argv, ok = expand_all(settings.argv, values), tuple(settings.ok_codes)
         else:
@@ -357,6 +362,41 @@ def http_loop_argv(python: str, settings: HttpProbeSettings, base_url: str) -> l
         python, "-c", _HTTP_LOOP, str(settings.warmup), str(settings.samples),
         json.dumps(endpoints), str(settings.request_timeout),
     ]  # fmt: skip
+
+
+def a11y_argv(python: str, settings: A11ySettings, base_url: str) -> list[str]:
+    """The ``a11y`` check's loads as python -c: Chromium through Playwright, each page loaded
+    ``warmup + samples`` times (one load without timings) and axe-core run once per page."""
+    loads = 1 if not settings.timings else settings.warmup + settings.samples
+    pages = [p.url or join_url(base_url, p.path or "") for p in settings.pages]
+    chromium = find_chromium(settings.executable, os.environ, Path.cwd())
+    axe = str(importlib.resources.files(AXE_PACKAGE) / AXE_SCRIPT)
+    return [
+        python, "-c", _A11Y_LOOP, chromium, json.dumps(list(CHROMIUM_ARGS)), axe,
+        json.dumps(pages), str(loads),
+    ]  # fmt: skip
+
+
+_A11Y_LOOP = """
+import json, pathlib, sys
+from playwright.sync_api import sync_playwright
+exe, args, axe = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+pages, loads = json.loads(sys.argv[4]), int(sys.argv[5])
+script = pathlib.Path(axe).read_text(encoding="utf-8")
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=exe, headless=True, args=args)
+    for url in pages:
+        for i in range(loads):
+            context = browser.new_context()
+            page = context.new_page()
+            if page.goto(url).status >= 400:
+                sys.exit(1)
+            if i == 0:
+                page.add_script_tag(content=script)
+                page.evaluate("() => axe.run(document)")
+            context.close()
+    browser.close()
+"""
 
 
 def run_shell(demo: Demo, series: Series) -> None:

@@ -52,6 +52,9 @@ from neuroerp_ci.release.notifications import (
     write_metrics_file,
 )
 
+# Prefect's temporary server took 70 s to start on a busy 2-core CI machine (30 s default).
+SERVER_STARTUP_S = 240
+
 SECRET = "https://hooks.example.test/services/T000/B000/s3cr3t-token"
 
 
@@ -214,9 +217,10 @@ def test_a_transport_error_naming_the_url_is_redacted() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError(f"cannot reach {request.url}", request=request)
 
-    with httpx.Client(transport=httpx.MockTransport(handler)) as c, pytest.raises(
-        NotifyError
-    ) as caught:
+    with (
+        httpx.Client(transport=httpx.MockTransport(handler)) as c,
+        pytest.raises(NotifyError) as caught,
+    ):
         send_webhook(SECRET, {"text": "x"}, c, timeout=1, retries=1, sleep=lambda s: None)
     assert "s3cr3t" not in str(caught.value) and "hooks.example.test" not in str(caught.value)
     assert "ConnectError: cannot reach [REDACTED]" in str(caught.value)
@@ -334,7 +338,10 @@ def harness() -> Iterator[None]:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with (
+        prefect_test_harness(server_startup_timeout=SERVER_STARTUP_S),
+        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
         yield
 
 

@@ -13,6 +13,9 @@ from prefect.states import get_state_exception
 
 from neuroerp_ci.orchestration import artifact_key, stage_gate
 
+# Prefect's temporary server took 70 s to start on a busy 2-core CI machine (30 s default).
+SERVER_STARTUP_S = 240
+
 PIPELINE = """
 [target]
 python = "{{python}}"
@@ -36,7 +39,10 @@ def harness() -> Iterator[None]:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with (
+        prefect_test_harness(server_startup_timeout=SERVER_STARTUP_S),
+        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
         yield
 
 

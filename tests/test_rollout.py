@@ -58,9 +58,12 @@ APPEND = (
     'os.environ["NEUROERP_CI_VERSION"] + "\\n"); sys.exit(int(sys.argv[3]))'
 )
 
+# Prefect's temporary server took 70 s to start on a busy 2-core CI machine (30 s default).
+SERVER_STARTUP_S = 240
+
 
 def hook(name: str, exit_code: int = 0) -> str:
-    return f"{{ argv = [\"{{python}}\", \"-c\", '{APPEND}', \"{{project}}/hooks.log\", \"{name}\", \"{exit_code}\"] }}"  # noqa: E501
+    return f'{{ argv = ["{{python}}", "-c", \'{APPEND}\', "{{project}}/hooks.log", "{name}", "{exit_code}"] }}'  # noqa: E501
 
 
 PIPELINE = """
@@ -320,7 +323,7 @@ def test_a_command_hook_is_retried_and_gets_the_version(tmp_path: Path) -> None:
     # Fails on its first call, succeeds on the second (the counter file tells which).
     code = (
         'import os, pathlib, sys; p = pathlib.Path("count"); n = int(p.read_text()) + 1 '
-        'if p.exists() else 1; p.write_text(str(n)); '
+        "if p.exists() else 1; p.write_text(str(n)); "
         'print(os.environ["NEUROERP_CI_VERSION"], os.environ["NEUROERP_CI_HOOK"]); sys.exit(n < 2)'
     )
     spec = HookSpec(argv=["{python}", "-c", code], retries=2)
@@ -335,10 +338,7 @@ def test_a_command_hook_that_hangs_is_killed_at_its_timeout(tmp_path: Path) -> N
     # The hook writes its pid, then hangs far beyond its timeout; that its process is gone
     # when run() returns proves the kill (no wall-clock ceiling: a busy machine is slow).
     pid_file = tmp_path / "hook.pid"
-    code = (
-        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
-        "time.sleep(300)"
-    )
+    code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(300)"
     spec = HookSpec(argv=["{python}", "-c", code], timeout_s=5)
     result = runner(tmp_path).run("backup", spec)
     assert not result.ok and "timed out after 5 s" in result.reason
@@ -490,7 +490,10 @@ def harness() -> Iterator[None]:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with (
+        prefect_test_harness(server_startup_timeout=SERVER_STARTUP_S),
+        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
         yield
 
 
@@ -548,9 +551,7 @@ def rollout_record(project: Path) -> dict[str, Any]:
 
 
 @pytest.mark.integration
-def test_flow_approved_through_the_api_deploys_and_validates(
-    harness: None, tmp_path: Path
-) -> None:
+def test_flow_approved_through_the_api_deploys_and_validates(harness: None, tmp_path: Path) -> None:
     config = write_pipeline(tmp_path)
     answer = {"approve": True, "approver": "alice", "comment": "release window"}
     state, seen = run_flow_and_answer(config, "a1", answer)

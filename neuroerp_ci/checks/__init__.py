@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from neuroerp_ci.checks.a11y import A11yCheck
 from neuroerp_ci.checks.bandit import BanditCheck
 from neuroerp_ci.checks.command import CommandCheck
 from neuroerp_ci.checks.database import DatabaseCheck
@@ -36,6 +37,7 @@ KINDS: dict[str, CheckKind] = {
         NetworkCheck(),
         FrontendCheck(),
         LicensesCheck(),
+        A11yCheck(),
     )
 }
 

@@ -22,6 +22,26 @@ this is checked for all endpoints before the first request, and the client check
 host it dials. Redirects are not followed: a 3xx is an answer with that status. A target
 where no request got any HTTP answer is a TargetError (status error), never a pass;
 otherwise HTTP errors and wrong statuses become the error rate.
+
+Acting like a user (all optional): an endpoint may send a form (``form = { q = "x" }``) and
+assert on its answer's body, headers and security headers (``expect_body``,
+``expect_headers``, ``security_headers``: :mod:`neuroerp_ci.checks._http_assertions`); a
+``login`` step runs once before the warm-up and its cookies go with every endpoint
+(:mod:`neuroerp_ci.checks._http_login`; a failed login is an ``error``)::
+
+    settings = { samples = 20, login = { path = "/login", form = { user = "qa",
+                 password = "{env:QA_PASSWORD}" }, expect_cookies = ["session"] },
+                 endpoints = [
+        { name = "orders", path = "/orders", expect_body = { contains = ["Total"] },
+          security_headers = true },
+    ] }
+
+Assertions are judged on each endpoint's first counted answer (whatever its status; the
+status of every request is the error rate): one failure per assertion is a finding (rule
+``body:contains``, ``header:Content-Security-Policy``, ...; location ``<endpoint> <path>``)
+and counts in ``assertion_failures`` and ``<endpoint>.assertion_failures``, which a default
+condition holds at 0. An endpoint with assertions that never got a counted answer fails them
+all as one (``response:none``).
 """
 
 from __future__ import annotations
@@ -37,6 +57,19 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from neuroerp_ci.checks._http_assertions import (
+    DEFAULT_MAX_BODY_BYTES,
+    BodyExpectation,
+    Expectations,
+    Failure,
+    HeaderRule,
+    Observed,
+    SecurityRule,
+    check_header_names,
+    evaluate,
+    security_rules,
+)
+from neuroerp_ci.checks._http_login import LoginResult, log_in, observed, read_body
 from neuroerp_ci.checks._percentiles import median, summary
 from neuroerp_ci.checks.interface import (
     Check,
@@ -47,13 +80,35 @@ from neuroerp_ci.checks.interface import (
 )
 from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import TargetError, ToolError
-from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Metric
+from neuroerp_ci.model import CheckResult, CheckStatus, Direction, Finding, Metric
 from neuroerp_ci.support.hosts import ensure_allowed, guarded_client, http_url_problem, resolve_url
 from neuroerp_ci.support.placeholders import expand
+from neuroerp_ci.support.secrets import MIN_SECRET_LENGTH
 
 SAMPLES_FILE = "http_samples.json"
+ASSERTION_FAILURES = "assertion_failures"
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _valid_statuses(value: list[int]) -> list[int]:
+    bad = [s for s in value if not 100 <= s <= 599]
+    if bad:
+        raise ValueError(f"HTTP status codes are 100..599, got {bad}")
+    return value
+
+
+def _check_location(path: str | None, url: str | None) -> None:
+    if (path is None) == (url is None):
+        raise ValueError("give exactly one of 'path' or 'url'")
+    problem = http_url_problem(url) if url is not None else None
+    if problem:
+        raise ValueError(f"'url' must be an absolute http:// or https:// URL: {problem}")
+
+
+def _check_body(body: dict[str, Any] | None, form: dict[str, str] | None) -> None:
+    if body is not None and form is not None:
+        raise ValueError("give at most one of 'json' or 'form'")
 
 
 class Endpoint(KindSettings):
@@ -67,25 +122,106 @@ class Endpoint(KindSettings):
     url: str | None = None
     method: Method = "GET"
     body: dict[str, Any] | None = Field(default=None, alias="json")
+    # a form-encoded body (application/x-www-form-urlencoded; {env:NAME} / {secret:BLOCK}
+    # allowed in values); not with json
+    form: dict[str, str] | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     expect_status: list[int] = Field(default_factory=lambda: [200], min_length=1)
+    # contains / not_contains / regex / json path assertions on the first counted answer
+    expect_body: BodyExpectation | None = None
+    # header name -> a glob its value matches (any case), or a table: { absent = true },
+    # { present = true }, { glob = "..." }, { regex = "..." }
+    expect_headers: dict[str, str | HeaderRule] = Field(default_factory=dict)
+    # true: the security-headers preset (CSP, nosniff, clickjacking, Referrer-Policy, HSTS
+    # over https, cookie flags); or a list of its rules
+    security_headers: bool | list[SecurityRule] = False
+    # cookies that may lack HttpOnly (scripts read them, e.g. a CSRF token)
+    allow_script_cookies: list[str] = Field(default_factory=list)
 
     @field_validator("expect_status")
     @classmethod
     def _statuses(cls, value: list[int]) -> list[int]:
-        bad = [s for s in value if not 100 <= s <= 599]
-        if bad:
-            raise ValueError(f"HTTP status codes are 100..599, got {bad}")
+        return _valid_statuses(value)
+
+    @field_validator("expect_headers")
+    @classmethod
+    def _header_names(cls, value: dict[str, str | HeaderRule]) -> dict[str, str | HeaderRule]:
+        check_header_names(value)
         return value
 
     @model_validator(mode="after")
     def _one_location(self) -> Endpoint:
-        if (self.path is None) == (self.url is None):
-            raise ValueError("give exactly one of 'path' or 'url'")
-        problem = http_url_problem(self.url) if self.url is not None else None
-        if problem:
-            raise ValueError(f"'url' must be an absolute http:// or https:// URL: {problem}")
+        _check_location(self.path, self.url)
+        _check_body(self.body, self.form)
         return self
+
+    @property
+    def expectations(self) -> Expectations:
+        return Expectations(
+            self.expect_body,
+            self.expect_headers,
+            security_rules(self.security_headers),
+            frozenset(self.allow_script_cookies),
+        )
+
+
+class LoginStep(KindSettings):
+    """A login sent once before the warm-up; its cookies go with every endpoint of the check.
+
+    It must work, or the check is an error: a status in ``expect_status``, ``expect_body``
+    (if given) met, every cookie of ``expect_cookies`` set, and at least one cookie set.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    path: str | None = None
+    url: str | None = None
+    method: Method = "POST"
+    # a form-encoded body; values may be {env:NAME} / {secret:BLOCK} (never shown anywhere)
+    form: dict[str, str] | None = None
+    # a JSON body instead; its strings may be {env:NAME} / {secret:BLOCK}
+    body: dict[str, Any] | None = Field(default=None, alias="json")
+    headers: dict[str, str] = Field(default_factory=dict)  # {env:NAME} / {secret:BLOCK} allowed
+    expect_status: list[int] = Field(default_factory=lambda: [200, 204, 302, 303], min_length=1)
+    # false: a redirect is the answer (its cookies count); true: follow it (allowed hosts only)
+    follow_redirects: bool = False
+    # cookies the login must set (the session cookie): a wrong password that answers 200
+    # with the form again then fails the step
+    expect_cookies: list[str] = Field(default_factory=list)
+    # assertions the login's answer must pass (e.g. not_contains = ["Invalid password"])
+    expect_body: BodyExpectation | None = None
+    # header assertions on the login's answer: findings, not an error
+    expect_headers: dict[str, str | HeaderRule] = Field(default_factory=dict)
+    # the preset on the login's answer (the session cookie's flags): findings, not an error
+    security_headers: bool | list[SecurityRule] = False
+    allow_script_cookies: list[str] = Field(default_factory=list)  # as on an endpoint
+
+    @field_validator("expect_status")
+    @classmethod
+    def _statuses(cls, value: list[int]) -> list[int]:
+        return _valid_statuses(value)
+
+    @field_validator("expect_headers")
+    @classmethod
+    def _header_names(cls, value: dict[str, str | HeaderRule]) -> dict[str, str | HeaderRule]:
+        check_header_names(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_location(self) -> LoginStep:
+        _check_location(self.path, self.url)
+        _check_body(self.body, self.form)
+        return self
+
+    @property
+    def expectations(self) -> Expectations:
+        """The login's header assertions (its body assertions decide whether it worked)."""
+        return Expectations(
+            None,
+            self.expect_headers,
+            security_rules(self.security_headers),
+            frozenset(self.allow_script_cookies),
+        )
 
 
 class HttpProbeSettings(KindSettings):
@@ -94,6 +230,10 @@ class HttpProbeSettings(KindSettings):
     warmup: int = Field(default=2, ge=0, le=1_000)  # requests per endpoint not counted
     request_timeout: float = Field(default=10.0, gt=0)
     verify_tls: bool = True
+    # sent once before the warm-up; its cookies go with every endpoint (a failed login: error)
+    login: LoginStep | None = None
+    # body bytes kept for the assertions (more is read, not kept: not_contains and json fail)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=64 * 1_048_576)
 
     @field_validator("endpoints")
     @classmethod
@@ -104,6 +244,12 @@ class HttpProbeSettings(KindSettings):
             raise ValueError(f"duplicate endpoint names {dups}")
         return value
 
+    @property
+    def asserts(self) -> bool:
+        """Whether any endpoint (or the login's answer) has assertions."""
+        login = self.login is not None and not self.login.expectations.empty
+        return login or any(not e.expectations.empty for e in self.endpoints)
+
 
 @dataclass(frozen=True)
 class ResolvedEndpoint:
@@ -112,6 +258,24 @@ class ResolvedEndpoint:
     endpoint: Endpoint
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)
+    form: Mapping[str, str] | None = None  # with secrets in
+
+    @property
+    def shown(self) -> str:
+        """``orders /api/orders``: the endpoint in a finding's location (no query: it may
+        hold a secret)."""
+        return f"{self.endpoint.name} {httpx.URL(self.url).path}"
+
+
+@dataclass(frozen=True)
+class ResolvedLogin:
+    """The login step with its URL resolved and allowed, and its values with secrets in."""
+
+    step: LoginStep
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    form: Mapping[str, str] | None = None
+    body: dict[str, Any] | None = None
 
 
 @dataclass
@@ -136,6 +300,8 @@ class ProbeRun:
     samples: list[Sample] = field(default_factory=list)
     wall_s: float = 0.0
     first_error: tuple[str, str] | None = None  # (url, "ExcClass: message") of a raise
+    # each asserting endpoint's first counted answer, which its assertions judge
+    answers: dict[str, Observed] = field(default_factory=dict)
 
     def counted(self, endpoint: str | None = None) -> list[Sample]:
         return [
@@ -173,19 +339,62 @@ def resolve_targets(
     targets = []
     secrets = secrets or {}
     for ep in endpoints:
-        url = (
-            expand(ep.url, secrets)
-            if ep.url is not None
-            else resolve_url(ep.path or "", base_url, f"endpoint {ep.name!r} path")
-        )
-        try:
-            httpx.URL(url)
-        except httpx.InvalidURL as exc:
-            raise TargetError(f"endpoint {ep.name!r}: invalid URL {url!r}: {exc}") from exc
-        ensure_allowed(url, allowed_hosts, f"endpoint {ep.name!r}")
+        what = f"endpoint {ep.name!r}"
+        url = _allowed_url(ep.url, ep.path, base_url, allowed_hosts, secrets, what)
         headers = {k: expand(v, secrets) for k, v in ep.headers.items()}
-        targets.append(ResolvedEndpoint(ep, url, headers))
+        form = {k: expand(v, secrets) for k, v in ep.form.items()} if ep.form is not None else None
+        targets.append(ResolvedEndpoint(ep, url, headers, form))
     return targets
+
+
+def resolve_login(
+    step: LoginStep,
+    base_url: str | None,
+    allowed_hosts: Sequence[str],
+    secrets: Mapping[str, str] | None = None,
+) -> ResolvedLogin:
+    """The login step's URL resolved and allowed, its headers, form and JSON strings with
+    their ``{env:NAME}`` / ``{secret:BLOCK}`` values in."""
+    secrets = secrets or {}
+    url = _allowed_url(step.url, step.path, base_url, allowed_hosts, secrets, "login step")
+    return ResolvedLogin(
+        step,
+        url,
+        {k: expand(v, secrets) for k, v in step.headers.items()},
+        {k: expand(v, secrets) for k, v in step.form.items()} if step.form is not None else None,
+        _expand_json(step.body, secrets) if step.body is not None else None,
+    )
+
+
+def _allowed_url(
+    url: str | None,
+    path: str | None,
+    base_url: str | None,
+    allowed_hosts: Sequence[str],
+    secrets: Mapping[str, str],
+    what: str,
+) -> str:
+    resolved = (
+        expand(url, secrets)
+        if url is not None
+        else resolve_url(path or "", base_url, f"{what} path")
+    )
+    try:
+        httpx.URL(resolved)
+    except httpx.InvalidURL as exc:
+        raise TargetError(f"{what}: invalid URL {resolved!r}: {exc}") from exc
+    ensure_allowed(resolved, allowed_hosts, what)
+    return resolved
+
+
+def _expand_json(value: Any, secrets: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return expand(value, secrets)
+    if isinstance(value, dict):
+        return {k: _expand_json(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_json(v, secrets) for v in value]
+    return value
 
 
 def probe(
@@ -196,12 +405,15 @@ def probe(
     warmup: int,
     request_timeout: float,
     deadline: float,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> ProbeRun:
     """Send ``warmup`` then ``samples`` rounds of one request per target, in order.
 
-    ``deadline`` is a ``time.perf_counter()`` value; passing it raises ToolError.
+    ``deadline`` is a ``time.perf_counter()`` value; passing it raises ToolError. The first
+    counted answer of each target with assertions is kept (its first ``max_body_bytes``).
     """
     run = ProbeRun()
+    asserting = {t.endpoint.name for t in targets if not t.endpoint.expectations.empty}
     total = (warmup + samples) * len(targets)
     counted_started: float | None = None
     for round_no in range(warmup + samples):
@@ -214,8 +426,18 @@ def probe(
                 raise ToolError(
                     f"http probe exceeded timeout after {len(run.samples)} of {total} requests"
                 )
-            sample = _request(client, target, is_warmup, min(request_timeout, remaining))
+            name = target.endpoint.name
+            keep = (
+                max_body_bytes
+                if not is_warmup and name in asserting and name not in run.answers
+                else None
+            )
+            sample, seen = _request(
+                client, target, is_warmup, min(request_timeout, remaining), keep
+            )
             run.samples.append(sample)
+            if seen is not None:
+                run.answers[name] = seen
             if sample.status is None:
                 if time.perf_counter() >= deadline:
                     # Cut short by the check's budget, not a fair error of the target.
@@ -230,14 +452,20 @@ def probe(
 
 
 def _request(
-    client: httpx.Client, target: ResolvedEndpoint, warmup: bool, timeout: float
-) -> Sample:
+    client: httpx.Client,
+    target: ResolvedEndpoint,
+    warmup: bool,
+    timeout: float,
+    keep: int | None = None,
+) -> tuple[Sample, Observed | None]:
+    """One request; with ``keep``, also the answer (its first ``keep`` body bytes)."""
     ep = target.endpoint
     timeline = _Timeline()
     request = client.build_request(
         ep.method,
         target.url,
         json=ep.body,
+        data=dict(target.form) if target.form is not None else None,
         headers=dict(target.headers),
         timeout=httpx.Timeout(timeout),
         extensions={"trace": timeline},
@@ -245,16 +473,15 @@ def _request(
     started = time.perf_counter()
     status: int | None = None
     error: str | None = None
+    seen: Observed | None = None
     try:
         response = client.send(request, stream=True)
         try:
             status = response.status_code
             # httpx timeouts are per read; this bounds the whole body as well.
-            for _chunk in response.iter_bytes():
-                if time.perf_counter() - started > timeout:
-                    raise httpx.ReadTimeout(
-                        f"response not complete within {timeout:g} s", request=request
-                    )
+            body, truncated = read_body(response, started, timeout, keep)
+            if keep is not None:
+                seen = observed(response, body, truncated)
         finally:
             response.close()
     except httpx.HTTPError as exc:
@@ -265,7 +492,7 @@ def _request(
     if status is not None and not ok:
         error = f"unexpected status {status} (expected {ep.expect_status})"
     sent = "send_request_body.complete"
-    return Sample(
+    sample = Sample(
         endpoint=ep.name,
         warmup=warmup,
         latency_ms=latency_ms,
@@ -276,6 +503,7 @@ def _request(
         ttfb_ms=timeline.span_ms(sent, "receive_response_headers.complete"),
         error=error,
     )
+    return sample, seen
 
 
 def probe_metrics(run: ProbeRun, endpoints: Sequence[str]) -> list[Metric]:
@@ -323,7 +551,8 @@ def _latency_metrics(prefix: str, counted: list[Sample], *, with_mean: bool) -> 
 
 
 class HttpProbeCheck(CheckKind):
-    """``kind = "http"``: request latency percentiles, error rate and network timings."""
+    """``kind = "http"``: request latency percentiles, error rate and network timings; with
+    forms, a login and assertions on body, headers and security headers, what users get."""
 
     name: ClassVar[str] = "http"
     settings_model: ClassVar[type[KindSettings]] = HttpProbeSettings
@@ -335,17 +564,37 @@ class HttpProbeCheck(CheckKind):
         self._transport = transport
 
     def metric_names(self, settings: KindSettings) -> MetricNames:
-        endpoints = settings.endpoints if isinstance(settings, HttpProbeSettings) else []
+        own = settings if isinstance(settings, HttpProbeSettings) else None
+        endpoints = own.endpoints if own is not None else []
+        asserts = own is not None and own.asserts
+        login = own is not None and own.login is not None
         overall = {"p50_ms", "p95_ms", "p99_ms", "error_rate", "max_ms", "requests"}
+        overall |= {"throughput_rps", "connect_ms", "tls_ms", "ttfb_ms"}
+        per_item = {"p50_ms", "p95_ms", "p99_ms", "mean_ms", "error_rate"}
+        needs = {}
+        if asserts:
+            overall.add(ASSERTION_FAILURES)
+            per_item.add(ASSERTION_FAILURES)
+        else:
+            needs[ASSERTION_FAILURES] = "expect_body, expect_headers or security_headers"
+        if login:
+            overall.add("login_ms")
+        else:
+            needs["login_ms"] = "settings.login"
         return MetricNames(
-            fixed=frozenset(overall | {"throughput_rps", "connect_ms", "tls_ms", "ttfb_ms"}),
-            per_item=frozenset({"p50_ms", "p95_ms", "p99_ms", "mean_ms", "error_rate"}),
+            fixed=frozenset(overall),
+            per_item=frozenset(per_item),
             items=frozenset(e.name for e in endpoints),
             item="endpoint",
+            findings=asserts,  # one per failed assertion
+            needs=needs,
         )
 
     def default_conditions(self, settings: KindSettings) -> tuple[dict[str, Any], ...]:
-        return ({"metric": "error_rate", "max": 0.01},)  # over all endpoints
+        conditions: list[dict[str, Any]] = [{"metric": "error_rate", "max": 0.01}]  # overall
+        if isinstance(settings, HttpProbeSettings) and settings.asserts:
+            conditions.append({"metric": ASSERTION_FAILURES, "max": 0})
+        return tuple(conditions)
 
     def client(self, settings: HttpProbeSettings, allowed_hosts: Sequence[str]) -> httpx.Client:
         """The one client of a probe: allowed hosts only, a redirect counts as its status."""
@@ -358,14 +607,23 @@ class HttpProbeCheck(CheckKind):
 
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
         settings = typed_settings(check, HttpProbeSettings)
-        targets = resolve_targets(
-            settings.endpoints, ctx.base_url, ctx.allowed_hosts, ctx.secrets
+        # Every URL is resolved and allowed before the first request, the login's too.
+        login = (
+            resolve_login(settings.login, ctx.base_url, ctx.allowed_hosts, ctx.secrets)
+            if settings.login is not None
+            else None
         )
+        targets = resolve_targets(settings.endpoints, ctx.base_url, ctx.allowed_hosts, ctx.secrets)
         deadline = time.perf_counter() + check.timeout
         artifact = ctx.work_dir / SAMPLES_FILE
+        hidden = _hidden_values(ctx.secrets, login)
         run = ProbeRun()
+        logged_in: LoginResult | None = None
+        judged: list[Judged] = []
         try:
             with self.client(settings, ctx.allowed_hosts) as client:
+                if login is not None:
+                    logged_in = send_login(client, login, settings, deadline, hidden)
                 run = probe(
                     client,
                     targets,
@@ -373,10 +631,12 @@ class HttpProbeCheck(CheckKind):
                     warmup=settings.warmup,
                     request_timeout=settings.request_timeout,
                     deadline=deadline,
+                    max_body_bytes=settings.max_body_bytes,
                 )
+            judged = judge(run, targets, login, logged_in, hidden)
         finally:
             # Kept even when the probe fails: the raw samples say what went wrong.
-            _write_samples(artifact, targets, run)
+            _write_samples(artifact, targets, run, login, logged_in, judged)
         counted = run.counted()
         if all(s.status is None for s in counted):
             url, problem = run.first_error or (targets[0].url, "no answer")
@@ -384,10 +644,166 @@ class HttpProbeCheck(CheckKind):
         result = CheckResult(check.id, check.kind, CheckStatus.OK)
         for metric in probe_metrics(run, [t.endpoint.name for t in targets]):
             result.add_metric(metric)
+        if settings.asserts:
+            for metric in assertion_metrics(judged, targets):
+                result.add_metric(metric)
+        if logged_in is not None:
+            result.add_metric(Metric("login_ms", logged_in.latency_ms, "ms", Direction.LOWER))
+        result.findings = assertion_findings(judged)
         result.artifacts["http_samples"] = str(artifact)
         result.tool_versions["httpx"] = httpx.__version__
-        result.reason = _reason(result, failures(run, targets))
+        said = [failures(run, targets), assertion_summary(judged)]
+        result.reason = _reason(result, "; ".join(s for s in said if s))
         return result
+
+
+def send_login(
+    client: httpx.Client,
+    login: ResolvedLogin,
+    settings: HttpProbeSettings,
+    deadline: float,
+    hidden: Sequence[str] = (),
+) -> LoginResult:
+    """The login step over ``client`` (its cookies stay in the client's jar)."""
+    step = login.step
+    remaining = deadline - time.perf_counter()
+    if remaining <= 0:
+        raise ToolError("http probe exceeded timeout before the login step")
+    timeout = min(settings.request_timeout, remaining)
+    request = client.build_request(
+        step.method,
+        login.url,
+        json=login.body,
+        data=dict(login.form) if login.form is not None else None,
+        headers=dict(login.headers),
+        timeout=httpx.Timeout(timeout),
+    )
+    return log_in(
+        client,
+        request,
+        follow_redirects=step.follow_redirects,
+        expect_status=step.expect_status,
+        expect_cookies=step.expect_cookies,
+        expect_body=step.expect_body,
+        timeout=timeout,
+        max_body_bytes=settings.max_body_bytes,
+        secrets=hidden,
+    )
+
+
+def _hidden_values(secrets: Mapping[str, str], login: ResolvedLogin | None) -> list[str]:
+    """Values never shown in an excerpt: the run's secrets and what the login step sends
+    (a password written into the pipeline file is a password all the same)."""
+    hidden = [v for v in secrets.values() if v]
+    if login is not None:
+        sent = [*(login.form or {}).values(), *_strings(login.body)]
+        hidden += [v for v in sent if len(v) >= MIN_SECRET_LENGTH]
+    return hidden
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+@dataclass(frozen=True)
+class Judged:
+    """The assertions of one endpoint (or of the login step) on the answer they judged."""
+
+    who: str  # the endpoint's name, or "login step"
+    location: str  # "orders /api/orders": a finding's location
+    status: int | None  # None: no counted request got an answer
+    failed: tuple[Failure, ...] = ()
+
+    @property
+    def status_text(self) -> str:
+        return f"HTTP {self.status}" if self.status is not None else "no answer"
+
+
+def judge(
+    run: ProbeRun,
+    targets: Sequence[ResolvedEndpoint],
+    login: ResolvedLogin | None = None,
+    logged_in: LoginResult | None = None,
+    secrets: Sequence[str] = (),
+) -> list[Judged]:
+    """Every asserting endpoint's (and the login's) assertions on its kept answer."""
+    judged: list[Judged] = []
+    if login is not None and logged_in is not None and not login.step.expectations.empty:
+        seen = logged_in.seen
+        failed = evaluate(login.step.expectations, seen, secrets)
+        where = f"login {httpx.URL(login.url).path}"
+        judged.append(Judged("login step", where, seen.status, tuple(failed)))
+    for target in targets:
+        expect = target.endpoint.expectations
+        if expect.empty:
+            continue
+        answer = run.answers.get(target.endpoint.name)
+        if answer is None:
+            none = Failure(
+                "response:none",
+                "no answer to check",
+                "no counted request got an HTTP answer, so no assertion could pass",
+            )
+            judged.append(Judged(target.endpoint.name, target.shown, None, (none,)))
+            continue
+        failed = evaluate(expect, answer, secrets)
+        judged.append(Judged(target.endpoint.name, target.shown, answer.status, tuple(failed)))
+    return judged
+
+
+def assertion_metrics(
+    judged: Sequence[Judged], targets: Sequence[ResolvedEndpoint]
+) -> list[Metric]:
+    """``assertion_failures`` over the check (the login's included) and per asserting
+    endpoint."""
+    by_name = {j.who: len(j.failed) for j in judged}
+    metrics = [
+        Metric(f"{t.endpoint.name}.{ASSERTION_FAILURES}", by_name[t.endpoint.name], "count")
+        for t in targets
+        if t.endpoint.name in by_name
+    ]
+    total = sum(len(j.failed) for j in judged)
+    metrics.append(Metric(ASSERTION_FAILURES, total, "count", Direction.LOWER))
+    return metrics
+
+
+def assertion_findings(judged: Sequence[Judged]) -> list[Finding]:
+    """One finding per failed assertion: its rule, where, the status and what was seen."""
+    return [
+        Finding(
+            tool="http",
+            rule=failure.rule,
+            severity=failure.severity,
+            message=f"{j.status_text}: {failure.said}"
+            + (f"; {failure.detail}" if failure.detail else ""),
+            location=j.location,
+        )
+        for j in judged
+        for failure in j.failed
+    ]
+
+
+def assertion_summary(judged: Sequence[Judged], shown: int = 2) -> str:
+    """``login-page: missing header Content-Security-Policy (HTTP 200)``: the first
+    ``shown`` endpoints with failed assertions, two assertions each, then how many more."""
+    said = []
+    for j in judged:
+        if not j.failed:
+            continue
+        texts = [f.said for f in j.failed[:2]]
+        if len(j.failed) > 2:
+            texts.append(f"{len(j.failed) - 2} more")
+        said.append(f"{j.who}: {', '.join(texts)} ({j.status_text})")
+    more = len(said) - shown
+    if more > 0:
+        said[shown:] = [f"{more} more endpoint{'s' if more > 1 else ''} failed assertions"]
+    return "; ".join(said)
 
 
 def _reason(result: CheckResult, failed: str) -> str:
@@ -446,14 +862,27 @@ def _failure(sample: Sample) -> str:
     return _NO_ANSWER.get(name, name or "no answer")
 
 
-def _write_samples(path: Path, targets: Sequence[ResolvedEndpoint], run: ProbeRun) -> None:
-    data = {
+def _write_samples(
+    path: Path,
+    targets: Sequence[ResolvedEndpoint],
+    run: ProbeRun,
+    login: ResolvedLogin | None = None,
+    logged_in: LoginResult | None = None,
+    judged: Sequence[Judged] = (),
+) -> None:
+    failed = {j.who: [f"{f.rule}: {f.said}" for f in j.failed] for j in judged}
+    data: dict[str, Any] = {
         "wall_s": run.wall_s,
         "endpoints": {
             t.endpoint.name: {
                 "method": t.endpoint.method,
                 "url": t.url,
                 "expect_status": t.endpoint.expect_status,
+                **(
+                    {"failed_assertions": failed[t.endpoint.name]}
+                    if t.endpoint.name in failed
+                    else {}
+                ),
                 "samples": [
                     {k: v for k, v in asdict(s).items() if k != "endpoint"}
                     for s in run.samples
@@ -463,4 +892,13 @@ def _write_samples(path: Path, targets: Sequence[ResolvedEndpoint], run: ProbeRu
             for t in targets
         },
     }
+    if login is not None:  # what was sent stays out: it may hold a password
+        data["login"] = {
+            "method": login.step.method,
+            "url": login.url,
+            "status": logged_in.seen.status if logged_in is not None else None,
+            "latency_ms": logged_in.latency_ms if logged_in is not None else None,
+            "cookies": list(logged_in.cookies) if logged_in is not None else [],
+            "failed_assertions": failed.get("login step", []),
+        }
     path.write_text(json.dumps(data, indent=1), encoding="utf-8")

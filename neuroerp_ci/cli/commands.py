@@ -45,8 +45,8 @@ for _key, _value in {
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
     "PREFECT_LOGGING_LEVEL": "WARNING",
-    # The temporary server's 20 s default is too short on a busy 2-core CI machine.
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    # The temporary server's 20 s default is too short on a busy 2-core CI machine (seen: 70 s).
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "240",
 }.items():
     os.environ.setdefault(_key, _value)
 

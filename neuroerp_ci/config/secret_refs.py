@@ -40,7 +40,8 @@ def references(pipeline: Pipeline) -> list[Reference]:
                     key,
                     f"{match.group(0)}: secret references are not expanded here (only in "
                     "target.env/start/setup, a check's env, command argv/env, database url, "
-                    "http endpoint url/headers, hook argv/env and secrets.grant)",
+                    "http endpoint url/headers/form, http login url/headers/form/json, hook"
+                    " argv/env and secrets.grant)",
                 )
             found.append(Reference(key, kind, name, owner))
     for check_id in pipeline.secrets.grant:

@@ -281,10 +281,17 @@ def _place(finding: Finding) -> tuple[str | None, int | None, str | None]:
     return in_tree.path, in_tree.line, history["commit"]
 
 
+# Tools whose findings are elements of served pages (the a11y kind's axe-core), not files.
+PAGE_TOOLS = frozenset({"axe-core"})
+
+
 def _location(finding: Finding) -> JsonObject | None:
     if "==" in finding.location:  # a package: no file of it is known
         name = plain_text(finding.location)
         return {"logicalLocations": [{"name": name, "kind": "module"}]}
+    if finding.tool in PAGE_TOOLS:  # "page: selector": an element of a served page, no file
+        name = plain_text(finding.location)
+        return {"logicalLocations": [{"name": name, "kind": "element"}]}
     path, line, _ = _place(finding)
     if path is None:
         return None

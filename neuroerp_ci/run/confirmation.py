@@ -163,6 +163,7 @@ def _to_confirm(outcome: Outcome, spec: ConditionSpec, check: Check, result: Che
         and (outcome.status in _CONFIRMED_STATUSES or outcome.status is OutcomeStatus.INCONCLUSIVE)
         and spec.confirm > 0
         and KINDS[check.kind].exclusive
+        and spec.metric is not None  # a findings limit (a11y's) is no measurement to repeat
         and result.status is CheckStatus.OK
         and not (aborted is not None and aborted.value >= 1)
     )

@@ -85,6 +85,11 @@ REFERENCE_PLACES = (
     "checks/database/url",
     "checks/http/endpoints/[]/url",
     "checks/http/endpoints/[]/headers/*",
+    "checks/http/endpoints/[]/form/*",
+    "checks/http/login/url",
+    "checks/http/login/headers/*",
+    "checks/http/login/form/*",
+    "checks/http/login/body/*",  # the login's json (dumped under its field name)
     "stages/*/hooks/*/argv/[]",
     "stages/*/hooks/*/env/*",
     "secrets/grant/*/*",

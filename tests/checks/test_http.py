@@ -628,3 +628,381 @@ def test_a_500_is_named_by_endpoint_and_status_in_check_gate_and_console(
     line = out.getvalue().splitlines()[0]
     assert line.startswith("✘ latency") and " FAIL " in line
     assert "index: 3 of 3 answered HTTP 500" in line
+
+
+# --- acting like a user: forms, assertions, a login (MockTransport) --------------------------
+
+SECURE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def test_user_settings_defaults_and_refusals() -> None:
+    s = HttpProbeSettings.model_validate(
+        {"endpoints": [{"name": "a", "path": "/"}],
+         "login": {"path": "/login", "form": {"user": "qa"}}}
+    )
+    assert s.login is not None and s.login.method == "POST"
+    assert s.login.expect_status == [200, 204, 302, 303] and not s.login.follow_redirects
+    assert s.max_body_bytes == 1_048_576 and not s.asserts
+    assert s.endpoints[0].security_headers is False and s.endpoints[0].expectations.empty
+    for bad in (
+        {"endpoints": [{"name": "a", "path": "/", "form": {"a": "1"}, "json": {"a": 1}}]},
+        {"endpoints": [{"name": "a", "path": "/", "security_headers": ["csp"]}]},
+        {"endpoints": [{"name": "a", "path": "/", "expect_headers": {"X Bad": "1"}}]},
+        {"endpoints": [{"name": "a", "path": "/", "expect_body": {}}]},
+        {"endpoints": [{"name": "a", "path": "/"}], "login": {"form": {"a": "1"}}},  # no path
+        {"endpoints": [{"name": "a", "path": "/"}], "login": {"path": "/l", "expect_status": [9]}},
+        {"endpoints": [{"name": "a", "path": "/"}], "max_body_bytes": 10},
+    ):
+        with pytest.raises(ValidationError):
+            HttpProbeSettings.model_validate(bad)
+
+
+def test_metric_names_and_default_conditions_follow_the_assertions() -> None:
+    kind = HttpProbeCheck()
+    plain = HttpProbeSettings.model_validate({"endpoints": [{"name": "a", "path": "/"}]})
+    asserting = HttpProbeSettings.model_validate(
+        {"endpoints": [{"name": "a", "path": "/", "security_headers": True}],
+         "login": {"path": "/login", "form": {"u": "x"}}}
+    )
+    assert kind.default_conditions(plain) == ({"metric": "error_rate", "max": 0.01},)
+    assert kind.default_conditions(asserting) == (
+        {"metric": "error_rate", "max": 0.01}, {"metric": "assertion_failures", "max": 0},
+    )
+    names = kind.metric_names(asserting)
+    assert names.produces("assertion_failures") and names.produces("a.assertion_failures")
+    assert names.produces("login_ms") and names.findings
+    none = kind.metric_names(plain)
+    assert not none.produces("assertion_failures") and not none.findings
+    assert "expect_body, expect_headers or security_headers" in none.problem(
+        "assertion_failures", "c", "http"
+    )
+    assert "settings.login" in none.problem("login_ms", "c", "http")
+
+
+def test_a_form_post_is_form_encoded_with_its_secret_in_and_shown_nowhere(tmp_path: Path) -> None:
+    password = "pw-" + "9f3a2c7d1e"
+
+    def search(request: httpx.Request) -> httpx.Response:
+        assert request.method == "POST"
+        assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+        assert parse_qs(request.content.decode()) == {"q": ["chairs & tables"], "pw": [password]}
+        return httpx.Response(200, text="3 results")
+
+    check = make_check(
+        {"endpoints": [{"name": "search", "path": "/search", "method": "POST",
+                        "form": {"q": "chairs & tables", "pw": "{env:PW}"},
+                        "expect_body": {"contains": ["results"]}}],
+         "samples": 2, "warmup": 1}
+    )
+    ctx = CheckContext(**{**make_ctx(tmp_path, "http://127.0.0.1:1").__dict__,
+                          "secrets": {"env:PW": password}})
+    rec = Recorder(search)
+    result = HttpProbeCheck(rec.transport()).measure(check, ctx)
+    assert len(rec.requests) == 3
+    assert result.metrics["assertion_failures"].value == 0
+    assert result.metrics["search.assertion_failures"].value == 0
+    assert result.findings == []
+    artifact = Path(result.artifacts["http_samples"]).read_text()
+    assert password not in artifact and password not in result.reason
+
+
+def answers(path_to: dict[str, Callable[[httpx.Request], httpx.Response]]) -> Recorder:
+    return Recorder(lambda request: path_to[request.url.path](request))
+
+
+def test_failed_assertions_are_findings_metrics_and_the_reason(tmp_path: Path) -> None:
+    rec = answers({
+        "/orders": lambda r: httpx.Response(500, text="<h1>Internal error</h1>"),
+        "/login-page": lambda r: httpx.Response(
+            200, text="<form>", headers={k: v for k, v in SECURE_HEADERS.items()
+                                         if k != "Content-Security-Policy"}),
+        "/api": lambda r: httpx.Response(200, json={"total": 3}, headers=SECURE_HEADERS),
+    })  # fmt: skip
+    check = make_check(
+        {"endpoints": [
+            {"name": "orders", "path": "/orders", "expect_body": {"contains": ["Total"]}},
+            {"name": "login-page", "path": "/login-page",
+             "security_headers": ["content-security-policy", "x-content-type-options"]},
+            {"name": "api", "path": "/api", "expect_body": {"json": {"$.total": 3}},
+             "expect_headers": {"Content-Type": "application/json*",
+                                "X-Powered-By": {"absent": True}}},
+        ], "samples": 3, "warmup": 1}
+    )
+    result = HttpProbeCheck(rec.transport()).measure(check, make_ctx(tmp_path, "http://127.0.0.1:1"))
+    m = result.metrics
+    assert m["assertion_failures"].value == 2
+    assert m["orders.assertion_failures"].value == 1
+    assert m["login-page.assertion_failures"].value == 1
+    assert m["api.assertion_failures"].value == 0
+    assert m["assertion_failures"].direction is Direction.LOWER
+    assert not m["assertion_failures"].timing  # a count: never re-measured as a timing
+    assert result.reason.startswith(
+        'orders: 3 of 3 answered HTTP 500; orders: body lacks "Total" (HTTP 500);'
+        " login-page: missing header Content-Security-Policy (HTTP 200); 9 requests"
+    ), result.reason
+    by_rule = {f.rule: f for f in result.findings}
+    assert set(by_rule) == {"body:contains", "header:Content-Security-Policy"}
+    lacks = by_rule["body:contains"]
+    assert lacks.location == "orders /orders" and lacks.tool == "http"
+    assert lacks.message == 'HTTP 500: body lacks "Total"; body starts "<h1>Internal error</h1>"'
+    assert by_rule["header:Content-Security-Policy"].location == "login-page /login-page"
+    raw = json.loads(Path(result.artifacts["http_samples"]).read_text())
+    assert raw["endpoints"]["orders"]["failed_assertions"] == ['body:contains: body lacks "Total"']
+    assert "failed_assertions" not in raw["endpoints"]["api"] or not raw["endpoints"]["api"][
+        "failed_assertions"]
+
+
+def test_the_default_condition_fails_naming_endpoint_assertion_and_status(tmp_path: Path) -> None:
+    rec = answers({"/": lambda r: httpx.Response(200, text="ok")})
+    check = make_check(
+        {"endpoints": [{"name": "home", "path": "/", "security_headers": ["referrer-policy"]}],
+         "samples": 2, "warmup": 0}
+    )
+    result = HttpProbeCheck(rec.transport()).measure(check, make_ctx(tmp_path, "http://127.0.0.1:1"))
+    (default,) = [d for d in HttpProbeCheck().default_conditions(check.settings)
+                  if d["metric"] == "assertion_failures"]
+    outcome = evaluate(ConditionSpec.model_validate({"check": "latency", **default}), check, result)
+    assert outcome.status is OutcomeStatus.FAIL
+    assert "assertion_failures 1 > 0 (home: missing header Referrer-Policy (HTTP 200)" in (
+        outcome.reason
+    ), outcome.reason
+
+
+def test_assertions_judge_the_first_counted_answer(tmp_path: Path) -> None:
+    calls = 0
+
+    def changing(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1  # warm-up: 1, counted: 2, 3
+        return httpx.Response(200, text="cold" if calls == 1 else f"warm {calls}")
+
+    check = make_check(
+        {"endpoints": [{"name": "a", "path": "/", "expect_body": {"contains": ["warm 2"]}}],
+         "samples": 2, "warmup": 1}
+    )
+    result = HttpProbeCheck(httpx.MockTransport(changing)).measure(
+        check, make_ctx(tmp_path, "http://127.0.0.1:1")
+    )
+    assert result.metrics["assertion_failures"].value == 0  # not the warm-up, not the last
+
+
+def test_an_asserting_endpoint_without_any_answer_fails_its_assertions(tmp_path: Path) -> None:
+    def half(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/down":
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+        return httpx.Response(200)
+
+    check = make_check(
+        {"endpoints": [{"name": "up", "path": "/"},
+                       {"name": "down", "path": "/down", "expect_body": {"contains": ["x"]}}],
+         "samples": 2, "warmup": 0}
+    )
+    result = HttpProbeCheck(httpx.MockTransport(half)).measure(
+        check, make_ctx(tmp_path, "http://127.0.0.1:1")
+    )
+    assert result.metrics["down.assertion_failures"].value == 1
+    assert [f.rule for f in result.findings] == ["response:none"]
+    assert "down: no answer to check (no answer)" in result.reason
+
+
+class FakeApp:
+    """A MockTransport app with a login: POST /login with the right password sets a cookie;
+    /private answers 200 with it, 302 to the login without."""
+
+    def __init__(self, password: str = "right-password", status: int = 303) -> None:
+        self.password = password
+        self.status = status
+        self.paths: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        if request.url.path == "/login":
+            form = parse_qs(request.content.decode())
+            if form.get("password") == [self.password]:
+                return httpx.Response(self.status, headers={
+                    "Location": "/private", "Set-Cookie": "sid=s-42; Path=/; HttpOnly"})
+            return httpx.Response(200, text="<form>Invalid password</form>")
+        if request.headers.get("cookie") == "sid=s-42":
+            return httpx.Response(200, text="Welcome back")
+        return httpx.Response(302, headers={"Location": "/login"})
+
+
+def login_check(password: str, **login: Any) -> Check:
+    return make_check(
+        {"login": {"path": "/login", "form": {"user": "qa", "password": password}, **login},
+         "endpoints": [{"name": "private", "path": "/private",
+                        "expect_body": {"contains": ["Welcome"]}}],
+         "samples": 3, "warmup": 1}
+    )
+
+
+def test_the_login_runs_once_first_and_its_cookie_goes_with_every_endpoint(
+    tmp_path: Path,
+) -> None:
+    app = FakeApp()
+    result = HttpProbeCheck(httpx.MockTransport(app)).measure(
+        login_check("right-password"), make_ctx(tmp_path, "http://127.0.0.1:1")
+    )
+    assert app.paths == ["/login"] + ["/private"] * 4  # once, before the warm-up
+    assert result.metrics["error_rate"].value == 0.0
+    assert result.metrics["assertion_failures"].value == 0
+    assert result.metrics["login_ms"].unit == "ms"
+    raw = json.loads(Path(result.artifacts["http_samples"]).read_text())
+    assert raw["login"]["status"] == 303 and raw["login"]["cookies"] == ["sid"]
+    assert "right-password" not in json.dumps(raw)
+
+
+@pytest.mark.parametrize(
+    ("password", "login", "reason"),
+    [
+        # The app answers a wrong password with 200 and the form again: only the cookie
+        # (or the body) tells.
+        ("wrong-password", {}, "no cookie set (HTTP 200)"),
+        ("wrong-password", {"expect_cookies": ["sid"]}, "no cookie sid (HTTP 200)"),
+        ("wrong-password", {"expect_body": {"not_contains": ["Invalid password"]}},
+         'body contains "Invalid password" (HTTP 200)'),
+        ("wrong-password", {"expect_status": [302, 303]}, "answered HTTP 200 (expected 302, 303)"),
+        ("right-password", {"expect_cookies": ["session"]},
+         "no cookie session (HTTP 303; cookies set: sid)"),
+    ],
+)
+def test_a_failed_login_is_an_error_and_nothing_behind_it_is_measured(
+    tmp_path: Path, password: str, login: dict[str, Any], reason: str
+) -> None:
+    app = FakeApp()
+    check = login_check(password, **login)
+    result = execute_check(HttpProbeCheck(httpx.MockTransport(app)), check,
+                           make_ctx(tmp_path, "http://127.0.0.1:1"))
+    assert result.status is CheckStatus.ERROR
+    assert result.reason.startswith("login step POST /login failed: "), result.reason
+    assert reason in result.reason and "nothing behind the login was measured" in result.reason
+    assert password not in result.reason
+    assert app.paths == ["/login"]
+
+
+def test_a_login_that_cannot_connect_is_an_error(tmp_path: Path) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    result = execute_check(HttpProbeCheck(httpx.MockTransport(refuse)),
+                           login_check("right-password"), make_ctx(tmp_path, "http://127.0.0.1:1"))
+    assert result.status is CheckStatus.ERROR
+    assert result.reason.startswith("login step POST /login failed: ConnectError"), result.reason
+
+
+def test_a_login_redirect_can_be_followed(tmp_path: Path) -> None:
+    app = FakeApp()
+    check = login_check("right-password", follow_redirects=True, expect_status=[200],
+                        expect_body={"contains": ["Welcome"]})
+    result = HttpProbeCheck(httpx.MockTransport(app)).measure(
+        check, make_ctx(tmp_path, "http://127.0.0.1:1")
+    )
+    assert app.paths[:2] == ["/login", "/private"]
+    assert result.metrics["error_rate"].value == 0.0
+
+
+def test_a_login_to_a_disallowed_host_sends_nothing(tmp_path: Path) -> None:
+    rec = Recorder(by_path)
+    check = make_check({"login": {"url": "http://10.255.255.1:9/login", "form": {"a": "b"}},
+                        "endpoints": [{"name": "a", "path": "/ok"}]})
+    with pytest.raises(TargetError, match=r"login step host '10\.255\.255\.1'"):
+        HttpProbeCheck(rec.transport()).measure(
+            check, make_ctx(tmp_path, "http://127.0.0.1:1", allowed=("127.0.0.1",))
+        )
+    assert rec.requests == []
+
+
+def test_the_login_answers_cookie_flags_are_findings_not_an_error(tmp_path: Path) -> None:
+    app = FakeApp()
+    check = login_check("right-password", security_headers=["cookies"])
+    result = HttpProbeCheck(httpx.MockTransport(app)).measure(
+        check, make_ctx(tmp_path, "http://127.0.0.1:1")
+    )
+    assert result.status is CheckStatus.OK
+    assert [(f.rule, f.location) for f in result.findings] == [("cookie:SameSite", "login /login")]
+    assert result.metrics["assertion_failures"].value == 1
+    assert "login step: cookie sid lacks SameSite (HTTP 303)" in result.reason
+    assert "s-42" not in result.findings[0].message  # the cookie's value is never shown
+
+
+def test_references_may_stand_in_forms_and_the_login(tmp_path: Path) -> None:
+    from neuroerp_ci.config import load_pipeline
+    from neuroerp_ci.config.secret_refs import collect_secrets
+
+    path = tmp_path / "neuroerp-ci.toml"
+    path.write_text(
+        """
+[target]
+base_url = "http://127.0.0.1:8000"
+
+[[checks]]
+id = "ui"
+kind = "http"
+[checks.settings]
+endpoints = [{ name = "search", path = "/s", method = "POST", form = { t = "{env:QA_KEY}" } }]
+[checks.settings.login]
+path = "/login"
+form = { user = "qa", password = "{env:QA_PW}" }
+headers = { X-Key = "{env:QA_KEY}" }
+
+[[checks]]
+id = "api"
+kind = "http"
+settings.endpoints = [{ name = "a", path = "/a" }]
+settings.login = { path = "/api/login", json = { auth = { password = "{env:QA_PW}" } } }
+
+[stages.dev]
+""",
+        encoding="utf-8",
+    )
+    env = {"QA_PW": "pw-0123456789", "QA_KEY": "key-0123456789"}
+    found = collect_secrets(load_pipeline(path), env)
+    assert found.values == {"env:QA_PW": env["QA_PW"], "env:QA_KEY": env["QA_KEY"]}
+
+
+def test_a_reference_in_an_assertion_is_refused(tmp_path: Path) -> None:
+    from neuroerp_ci.config import load_pipeline
+    from neuroerp_ci.config.secret_refs import collect_secrets
+    from neuroerp_ci.errors import ConfigError
+
+    path = tmp_path / "neuroerp-ci.toml"
+    path.write_text(
+        """
+[target]
+base_url = "http://127.0.0.1:8000"
+
+[[checks]]
+id = "ui"
+kind = "http"
+settings.endpoints = [{ name = "a", path = "/", expect_body = { contains = ["{env:QA_PW}"] } }]
+
+[stages.dev]
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="not expanded here"):
+        collect_secrets(load_pipeline(path), {"QA_PW": "pw-0123456789"})
+
+
+def test_what_the_login_sent_is_redacted_from_excerpts(tmp_path: Path) -> None:
+    literal = "literal-pass-" + "4f2b9c"  # written into the pipeline file, not a reference
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/login":
+            return httpx.Response(200, headers={"Set-Cookie": "sid=1; HttpOnly; SameSite=Lax"})
+        return httpx.Response(200, text=f"debug: last password was {literal}")
+
+    check = make_check(
+        {"login": {"path": "/login", "json": {"auth": {"password": literal}}},
+         "endpoints": [{"name": "a", "path": "/", "expect_body": {"contains": ["Welcome"]}}],
+         "samples": 1, "warmup": 0}
+    )
+    result = HttpProbeCheck(httpx.MockTransport(echo)).measure(
+        check, make_ctx(tmp_path, "http://127.0.0.1:1")
+    )
+    (finding,) = result.findings
+    assert literal not in finding.message and "[REDACTED]" in finding.message

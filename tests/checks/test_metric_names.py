@@ -50,6 +50,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "frontend": {},
     "secrets": {"history": "HEAD~3..HEAD"},
     "licenses": {"deny": ["GPL-3.0-only"]},
+    "a11y": {"pages": [{"name": "home", "path": "/"}, {"name": "login", "path": "/login"}]},
 }
 
 
@@ -136,6 +137,16 @@ def produced(kind: str, assets: Path, tmp_path: Path) -> set[str]:
         return {m.name for m in scan_metrics(listing, ScanOutput((), {}, {}), Triage(), history)}
     if kind == "licenses":
         return {m.name for m in licence_metrics([])}
+    if kind == "a11y":
+        from neuroerp_ci.checks import a11y
+        from neuroerp_ci.checks._browser import PageTimings
+
+        timings = [PageTimings(1, 2, 3, 0.1, 4, 5)]
+        pages = [a11y.PageRun(name, "/", 200, timings) for name in ("home", "login")]
+        results = {"violations": [], "passes": [{"id": "x", "nodes": [{}]}], "incomplete": []}
+        for page in pages:
+            page.axe = a11y.parse_axe_results(page.name, results)
+        return {m.name for m in [*a11y.audit_metrics(pages, 0), *a11y.timing_metrics(pages)]}
     assert kind == "frontend"
     chunks = [Chunk("app.js", "app.1a2b3c4d.js", 10, 5, 4), Chunk("main.css", "main.css", 9, 4, 3)]
     page = PageLoad(False, 200, 1.0, 2.0, assets=2, transfer_bytes=100)

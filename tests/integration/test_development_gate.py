@@ -34,6 +34,8 @@ Scenario = Callable[..., Any]  # the ``scenario`` fixture of conftest.py; return
 
 DELAY_ENV = "NEUROERP_DEMO_DELAY_MS"
 ERROR_RATE_ENV = "NEUROERP_DEMO_ERROR_RATE"
+A11Y_ENV = "NEUROERP_DEMO_A11Y_BROKEN"
+DROP_HEADER_ENV = "NEUROERP_DEMO_DROP_HEADER"
 ADVISORY_ID = re.compile(r"\b(PYSEC|GHSA|CVE)-\d{4}-[\w-]+")
 FAILING_TEST = "test_appended_failure_reaches_the_gate"
 UNTESTED_FUNCTIONS = 80  # 240 statements no test runs: far below 80 % of the demo's ~360
@@ -221,6 +223,26 @@ def test_error_injection_fails_the_api_error_rate(error_rate_run: Any) -> None:
     rate = run.outcome("api-baseline", "error_rate <= 0.01")
     assert rate["status"] == "fail" and rate["value"] > 0.01, run.describe()
     assert "error_rate" in rate["reason"]
+
+
+def test_a_broken_login_page_fails_accessibility_and_security_headers(scenario: Scenario) -> None:
+    # One run, two faults of the same page: the form loses a label and the logo its alt text
+    # (axe-core in Chromium), every answer loses its Content-Security-Policy (http assertions).
+    run = scenario("broken-page", env={A11Y_ENV: "1", DROP_HEADER_ENV: "Content-Security-Policy"})
+    run.assert_failed({"a11y", "web-pages"})
+    a11y = run.check("a11y")
+    assert a11y["status"] == "ok", run.describe()
+    rules = {(f["rule"], f["location"].split(":")[0]) for f in a11y["findings"]}
+    assert {("label", "login"), ("image-alt", "login")} <= rules, rules
+    assert all(": " in f["location"] and f["help_url"] for f in a11y["findings"])
+    high = run.outcome("a11y", "findings(high+) <= 0")
+    assert high["status"] == "fail" and "label" in high["reason"], run.describe()
+    pages = run.outcome("web-pages", "assertion_failures <= 0")
+    assert pages["status"] == "fail", run.describe()
+    assert "missing header Content-Security-Policy" in pages["reason"], run.describe()
+    assert "(HTTP 200)" in pages["reason"], run.describe()
+    # the page behind the login was still reached with the login's cookie
+    assert run.outcome("web-pages", "error_rate <= 0.01")["status"] == "pass", run.describe()
 
 
 def fail_when_inconclusive(project: Path) -> None:

@@ -487,3 +487,22 @@ def test_rendering_does_not_change_the_report(report: StageReport) -> None:
     before = report.to_dict()
     render_sarif(report)
     assert report.to_dict() == before
+
+
+def test_a_page_element_is_a_logical_location_not_a_file(
+    validator: jsonschema.protocols.Validator, report: StageReport
+) -> None:
+    element = Finding(
+        "axe-core",
+        "image-alt",
+        FindingSeverity.CRITICAL,
+        "Images must have alternative text",
+        "login: img",
+        help_url="https://dequeuniversity.com/rules/axe/4.12/image-alt",
+    )
+    a11y = CheckResult("a11y", "a11y", CheckStatus.OK, findings=[element])
+    page_report = replace(report, checks=[*report.checks, a11y])
+    text = render_sarif(page_report)
+    _assert_valid(validator, text)
+    (location,) = _result(_run(json.loads(text), "axe-core"), "image-alt")["locations"]
+    assert location == {"logicalLocations": [{"name": "login: img", "kind": "element"}]}

@@ -21,6 +21,8 @@ from pydantic import BaseModel, Field
 
 from neuroerp_demo import db
 from neuroerp_demo.faults import read_faults, should_fail
+from neuroerp_demo.web import router as web_pages
+from neuroerp_demo.web import with_security_headers
 
 log = logging.getLogger("neuroerp_demo")
 
@@ -94,8 +96,8 @@ async def inject_faults(
     if request.url.path not in NO_ERROR_INJECTION and should_fail(
         faults.error_rate, random.random()
     ):
-        return JSONResponse({"detail": "injected fault"}, status_code=500)
-    return await call_next(request)
+        return with_security_headers(JSONResponse({"detail": "injected fault"}, status_code=500))
+    return with_security_headers(await call_next(request))
 
 
 @app.get("/health")
@@ -153,4 +155,5 @@ def index() -> FileResponse:
     return FileResponse(DIST_DIR / "index.html", media_type="text/html")
 
 
+app.include_router(web_pages)  # /login, /account, /logo.svg
 app.mount("/assets", StaticFiles(directory=DIST_DIR / "assets"), name="assets")

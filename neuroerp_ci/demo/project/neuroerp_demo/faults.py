@@ -2,6 +2,9 @@
 
 ``NEUROERP_DEMO_DELAY_MS``: milliseconds added to every request (a slow service).
 ``NEUROERP_DEMO_ERROR_RATE``: fraction 0..1 of API requests answered 500 (a flaky service).
+``NEUROERP_DEMO_A11Y_BROKEN=1``: the login page loses a label and an alt text (accessibility).
+``NEUROERP_DEMO_DROP_HEADER=NAME``: answers lose that security header (e.g.
+``Content-Security-Policy``).
 
 The knobs are read on every request, so a test can turn them on and off; the service also
 reads them once at start-up and refuses to start when one is not a valid number.
@@ -16,6 +19,8 @@ from dataclasses import dataclass
 
 DELAY_ENV = "NEUROERP_DEMO_DELAY_MS"
 ERROR_RATE_ENV = "NEUROERP_DEMO_ERROR_RATE"
+A11Y_ENV = "NEUROERP_DEMO_A11Y_BROKEN"
+DROP_HEADER_ENV = "NEUROERP_DEMO_DROP_HEADER"
 
 
 class FaultConfigError(ValueError):
@@ -26,6 +31,8 @@ class FaultConfigError(ValueError):
 class Faults:
     delay_ms: float = 0.0
     error_rate: float = 0.0
+    a11y_broken: bool = False
+    drop_header: str = ""
 
 
 def _number(env: Mapping[str, str], name: str, meaning: str) -> float:
@@ -50,7 +57,10 @@ def read_faults(env: Mapping[str, str] | None = None) -> Faults:
     rate = _number(env, ERROR_RATE_ENV, "a fraction between 0 and 1")
     if not 0.0 <= rate <= 1.0:
         raise FaultConfigError(f"{ERROR_RATE_ENV} must be a fraction between 0 and 1, got {rate:g}")
-    return Faults(delay, rate)
+    broken = env.get(A11Y_ENV, "").strip()
+    if broken not in ("", "0", "1"):
+        raise FaultConfigError(f"{A11Y_ENV} must be 0 or 1, got {broken!r}")
+    return Faults(delay, rate, broken == "1", env.get(DROP_HEADER_ENV, "").strip())
 
 
 def should_fail(error_rate: float, draw: float) -> bool:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from neuroerp_demo import db
 from neuroerp_demo.app import app
-from neuroerp_demo.faults import DELAY_ENV, ERROR_RATE_ENV
+from neuroerp_demo.faults import A11Y_ENV, DELAY_ENV, DROP_HEADER_ENV, ERROR_RATE_ENV
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +35,8 @@ def db_file(
     shutil.copyfile(seeded_template, path)
     monkeypatch.setenv(db.DB_ENV, str(path))
     monkeypatch.delenv(DELAY_ENV, raising=False)
-    monkeypatch.delenv(ERROR_RATE_ENV, raising=False)
+    for knob in (ERROR_RATE_ENV, A11Y_ENV, DROP_HEADER_ENV):
+        monkeypatch.delenv(knob, raising=False)
     return path
 
 
