@@ -219,7 +219,10 @@ def test_no_vulnerability_service_falls_back_to_the_demo_subset(
 def test_error_injection_fails_the_api_error_rate(error_rate_run: Any) -> None:
     run = error_rate_run
     # e2e tests and the smoke test see the injected 500s too
-    run.assert_failed({"api-baseline"}, may_also_fail=frozenset({"e2e-tests", "smoke"}))
+    # as do the pages (web-pages, a11y): the faults hit every path but /health
+    run.assert_failed(
+        {"api-baseline"}, may_also_fail=frozenset({"e2e-tests", "smoke", "web-pages", "a11y"})
+    )
     rate = run.outcome("api-baseline", "error_rate <= 0.01")
     assert rate["status"] == "fail" and rate["value"] > 0.01, run.describe()
     assert "error_rate" in rate["reason"]
@@ -285,10 +288,13 @@ def test_missing_tool_is_a_static_security_error(scenario: Scenario) -> None:
     assert all("not found" in o["reason"] for o in failed)
 
 
+E2E = frozenset({"e2e-tests"})  # they need the target too
+
+
 def test_target_not_answering_is_an_api_error(scenario: Scenario, closed_port: int) -> None:
     base_url = f"http://127.0.0.1:{closed_port}"
     run = scenario("not-answering", target={"start": None, "base_url": base_url})
-    run.assert_failed({"api-baseline", "smoke"}, may_also_fail=frozenset({"e2e-tests"}))
+    run.assert_failed({"api-baseline", "smoke", "web-pages", "a11y"}, may_also_fail=E2E)
     api = run.check("api-baseline")
     assert api["status"] == "error", run.describe()
     assert "not available" in api["reason"] and f"not answering at {base_url}" in api["reason"]
@@ -298,7 +304,7 @@ def test_target_not_answering_is_an_api_error(scenario: Scenario, closed_port: i
 
 def test_target_that_exits_at_start_is_an_api_error(scenario: Scenario) -> None:
     run = scenario("exits-at-start", target={"start": ["{python}", "-c", "raise SystemExit(3)"]})
-    run.assert_failed({"api-baseline", "smoke"}, may_also_fail=frozenset({"e2e-tests"}))
+    run.assert_failed({"api-baseline", "smoke", "web-pages", "a11y"}, may_also_fail=E2E)
     api = run.check("api-baseline")
     assert api["status"] == "error" and "exited with code 3" in api["reason"], run.describe()
     failed = run.outcomes("api-baseline", status="fail")
