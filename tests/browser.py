@@ -17,14 +17,8 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM_ARGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
+from neuroerp_ci.checks._browser import CHROMIUM_ARGS  # the a11y kind's launch flags
+
 # Schemes a self-contained page may load from: itself and inline data.
 _SELF_CONTAINED = ("file://", "data:", "blob:", "about:")
 
@@ -56,9 +50,9 @@ class PageVisit:
 
 
 @contextmanager
-def open_file(path: Path, screenshot: Path | None = None, width: int = 1280) -> Iterator[
-    tuple[object, PageVisit]
-]:
+def open_file(
+    path: Path, screenshot: Path | None = None, width: int = 1280
+) -> Iterator[tuple[object, PageVisit]]:
     """Open ``path`` in a fresh headless Chromium profile; yields (Playwright page, visit).
 
     Network requests other than to the file itself are aborted (and recorded), so a page that
@@ -80,17 +74,19 @@ def open_file(path: Path, screenshot: Path | None = None, width: int = 1280) -> 
         try:
             context.route(
                 "**/*",
-                lambda route: route.continue_()
-                if route.request.url.startswith(_SELF_CONTAINED)
-                else route.abort(),
+                lambda route: (
+                    route.continue_()
+                    if route.request.url.startswith(_SELF_CONTAINED)
+                    else route.abort()
+                ),
             )
             page = context.new_page()
             page.on("request", lambda request: visit.requests.append(request.url))
             page.on(
                 "console",
-                lambda message: visit.console_errors.append(message.text)
-                if message.type == "error"
-                else None,
+                lambda message: (
+                    visit.console_errors.append(message.text) if message.type == "error" else None
+                ),
             )
             page.on("pageerror", lambda error: visit.page_errors.append(str(error)))
             page.goto(path.resolve().as_uri(), wait_until="load", timeout=30_000)
