@@ -1,11 +1,12 @@
-"""What neuroerp-ci's orchestration costs: the demo stage vs a plain shell script, and the
-per-check overhead of the Prefect flow.
+"""What neuroerp-ci's orchestration costs: the demo stage vs a plain shell script, a refused
+stage's wall time, and the per-check overhead of the Prefect flow.
 
 Run it from the repository with the project's interpreter::
 
-    python benchmarks/pipeline_overhead.py                    # both parts, about 5 minutes
+    python benchmarks/pipeline_overhead.py                    # all parts, about 6 minutes
     python benchmarks/pipeline_overhead.py --quick            # one repetition of each
-    python benchmarks/pipeline_overhead.py --only overhead    # part (b) only, under a minute
+    python benchmarks/pipeline_overhead.py --only refusal     # part (b) only, under a minute
+    python benchmarks/pipeline_overhead.py --only overhead    # part (c) only, under a minute
 
 (a) pipeline: the bundled demo's ``development`` stage, end to end, as a user pays for it:
 
@@ -17,22 +18,40 @@ Run it from the repository with the project's interpreter::
       smoke and migration commands, then stops the service. Every command line comes from the
       kinds' own ``*_argv`` functions and the loaded pipeline, so nothing differs but the
       orchestration. The ``--version`` calls the product adds are left out (measured apart).
-    * ``neuroerp-ci run development`` in a subprocess with PREFECT_API_URL unset: Prefect
-      starts a temporary server (what ``neuroerp-ci demo`` does).
-    * the same with PREFECT_API_URL pointing at an already running ``prefect server start``.
-    * ``run_stage`` with the Prefect-free ThreadExecutor in a subprocess: concurrency
-      without Prefect, to split Prefect's cost from concurrency's gain.
+    * ``neuroerp-ci run development`` in a subprocess with no Prefect server configured: the
+      default, the stage on a thread pool in that process, no Prefect at all.
+    * the same with ``--prefect``: the ``stage-gate`` flow on a temporary Prefect server
+      (what ``run`` and ``demo`` did by default before).
+    * the same without ``--prefect`` but PREFECT_API_URL pointing at an already running
+      ``prefect server start``: the flow, as a team with a server runs it.
 
-(b) overhead: ``--checks`` (50) trivial ``command`` checks (``/bin/true``), independent and
+    The CLI runs read the mirror from disk (NEUROERP_CI_ADVISORIES) and run with the result
+    cache off (``[cache] enabled = false`` in the reduced pipeline file): each does the work
+    the script does. Ratios are against the shell script measured side by side: medians,
+    mins, and the median of the per-repetition ratios (the order rotates each repetition, so
+    drift of a busy machine touches all alike).
+    A variant that called ``run_stage`` with the ThreadExecutor directly is gone: it is what
+    the default ``run`` now does, short of the history store and the console.
+
+(b) refusal: ``neuroerp-ci run staging --version <a version development never passed>`` on
+the full demo pipeline (its staging requires development): the refusal is decided before any
+check, and before Prefect, starts. Wall time of the subprocess, without and with
+``--prefect``, next to the floor of any command (the interpreter importing the CLI). One
+unmeasured run first creates the project's history store, which a real project has.
+
+(c) overhead: ``--checks`` (50) trivial ``command`` checks (``/bin/true``), independent and
 as a dependency chain, run in this process by the ``stage_gate`` flow, by ``run_stage`` with
 the ThreadExecutor, and directly with ``run_tool`` one after another. A flow with one check
 gives the one-off cost of a flow run; the rest, divided by the checks, the cost per check.
 
+(d) fixed costs: interpreter start, imports, the tools' ``--version`` calls.
+
 Everything runs under a temporary PREFECT_HOME (its database created once up front; the
 time that takes is reported, it is what a fresh CI container pays on every run), with
-telemetry off. Each measurement is repeated ``--repeat`` times (default 3; the order of the
-variants rotates between repetitions) and reported as median and min. Exit 0 when every run
-succeeded, 1 when a run failed (its output is printed), 2 on a setup problem.
+telemetry off and NEUROERP_CI_PREFECT unset. Each measurement is repeated ``--repeat``
+times (default 3; the order of the variants rotates between repetitions) and reported as
+median and min. Exit 0 when every run succeeded, 1 when a run failed (its output is
+printed), 2 on a setup problem.
 """
 
 from __future__ import annotations
@@ -80,15 +99,18 @@ from neuroerp_ci.checks.pytest import (
 from neuroerp_ci.config import Pipeline, load_pipeline
 from neuroerp_ci.demo import DEMO_PIPELINE, write_demo
 from neuroerp_ci.model import summary_line
-from neuroerp_ci.run.runner import RunOptions, ThreadExecutor, run_stage
+from neuroerp_ci.run.runner import MAX_CONCURRENT_CHECKS, RunOptions, ThreadExecutor, run_stage
 from neuroerp_ci.run.target import POLL_INTERVAL_S, wait_healthy
 from neuroerp_ci.support.hosts import free_port, join_url, resolve_url
 from neuroerp_ci.support.placeholders import expand, expand_all
+from neuroerp_ci.support.prefect_config import configured_api_url
 from neuroerp_ci.support.tooling import find_tool, run_tool, stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = "development"
-MAX_WORKERS = 8  # orchestration.MAX_CONCURRENT_CHECKS; not imported here: it imports Prefect
+REFUSED_STAGE = "staging"  # the demo's staging requires development
+NEVER_PASSED = "benchmark-never-passed"  # a version label: the demo copy is no git checkout
+PREFECT_SWITCH = "NEUROERP_CI_PREFECT"  # neuroerp_ci.cli.stage_command.PREFECT_ENV
 RUN_TIMEOUT_S = 300.0
 DEFAULT_MIRROR = REPO.parent / "shared" / "advisory-database"
 SETTLE_S = 2.0  # lets the Prefect server write the previous run's events before a flow run
@@ -144,8 +166,13 @@ def repeat_rotated(variants: Sequence[tuple[Series, Callable[[], None]]], repeat
 
 
 def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
-    """This process's environment with a private PREFECT_HOME, no telemetry, no stray API."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    """This process's environment with a private PREFECT_HOME, no telemetry, no stray API,
+    and no NEUROERP_CI_PREFECT: without ``api_url`` a run takes the CLI's own default."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PREFECT_API_") and k != PREFECT_SWITCH
+    }
     env.update(QUIET_PREFECT, PREFECT_HOME=str(home))
     if api_url is not None:
         env["PREFECT_API_URL"] = api_url
@@ -169,7 +196,8 @@ def copy_prefect_db(source: Path, dest: Path) -> None:
 
 
 def dev_only_pipeline(project: Path) -> Path:
-    """The demo's pipeline file reduced to the target, the stage and its checks.
+    """The demo's pipeline file reduced to the target, the stage and its checks, with the
+    result cache off: every run does the shell script's work, none reuses the last one's.
 
     Other stages may use kinds that are not registered in every checkout; what the stage runs
     is unchanged.
@@ -179,6 +207,7 @@ def dev_only_pipeline(project: Path) -> Path:
     wanted = set(stage["checks"])
     reduced = {
         "target": data["target"],
+        "cache": {"enabled": False},
         "checks": [c for c in data["checks"] if c["id"] in wanted],
         "stages": {STAGE: stage},
     }
@@ -275,7 +304,7 @@ def shell_script(demo: Demo, work: Path, osv_url: str) -> str:
         "set -u",
         f"cd {q(str(project))}",
         f"export NEUROERP_CI_PORT={port} NEUROERP_CI_BASE_URL={q(base_url)}",
-        'fail() { echo "shell pipeline: $1 exited $2" >&2; exit 1; }',
+        'fail() { echo "shell pipeline: $1 exited $2" >&2; tail -n 20 "$3" >&2; exit 1; }',
         f"{shlex.join(expand_all(pipeline.target.start or [], values))} "
         f">{q(str(work / 'target.log'))} 2>&1 &",
         "TARGET=$!",
@@ -283,7 +312,7 @@ def shell_script(demo: Demo, work: Path, osv_url: str) -> str:
         f"for _ in $(seq {int(pipeline.target.start_timeout / POLL_INTERVAL_S)}); do",
         f"  curl -fs -o /dev/null {q(health)} && break; sleep {POLL_INTERVAL_S}",
         "done",
-        f"curl -fs -o /dev/null {q(health)} || fail target-health $?",
+        f"curl -fs -o /dev/null {q(health)} || fail target-health $? {q(str(work / 'target.log'))}",
     ]
     for check_id in pipeline.stage(STAGE).checks:
         check = pipeline.checks[check_id]
@@ -335,40 +364,63 @@ def shell_script(demo: Demo, work: Path, osv_url: str) -> str:
         else:
             raise BenchmarkError(f"no shell equivalent for check {check_id} (kind {check.kind})")
         test = " || ".join(f"[ $rc -eq {code} ]" for code in ok)
-        lines += [f"{shlex.join(argv)} >{log} 2>&1; rc=$?", f"{{ {test}; }} || fail {check_id} $rc"]
+        lines += [
+            f"{shlex.join(argv)} >{log} 2>&1; rc=$?",
+            f"{{ {test}; }} || fail {check_id} $rc {log}",
+        ]
     return "\n".join(lines) + "\n"
 
 
 _HTTP_LOOP = """
 import json, sys, httpx
 warmup, samples, endpoints = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
+login = json.loads(sys.argv[5])
 bad = 0
 with httpx.Client(trust_env=False, follow_redirects=False, timeout=float(sys.argv[4])) as c:
+    if login is not None:  # once, before the warm-up; its cookies stay in the client's jar
+        method, url, body, form, headers, expect, follow = login
+        answer = c.request(method, url, json=body, data=form, headers=headers,
+                           follow_redirects=follow)
+        if answer.status_code not in expect or not c.cookies:
+            sys.exit(f"login: status {answer.status_code}, cookies {list(c.cookies)}")
     for _ in range(warmup + samples):
-        for method, url, body, expect in endpoints:
-            bad += c.request(method, url, json=body).status_code not in expect
+        for method, url, body, form, headers, expect in endpoints:
+            answer = c.request(method, url, json=body, data=form, headers=headers)
+            bad += answer.status_code not in expect
 print(bad)
 sys.exit(1 if bad else 0)
 """
 
 
 def http_loop_argv(python: str, settings: HttpProbeSettings, base_url: str) -> list[str]:
-    """The ``http`` check's requests (warm-up + samples, round-robin, one client) as python -c."""
+    """The ``http`` check's requests (the login once, then warm-up + samples, round-robin,
+    one client) as python -c. The check's assertions on bodies and headers are left out:
+    they read answers already received."""
     endpoints = [
-        [e.method, e.url or join_url(base_url, e.path or ""), e.body, e.expect_status]
+        [e.method, e.url or join_url(base_url, e.path or ""), e.body, e.form, e.headers,
+         e.expect_status]
         for e in settings.endpoints
-    ]
+    ]  # fmt: skip
+    step = settings.login
+    login = (
+        None
+        if step is None
+        else [step.method, step.url or join_url(base_url, step.path or ""), step.body,
+              step.form, step.headers, step.expect_status, step.follow_redirects]
+    )  # fmt: skip
     return [
         python, "-c", _HTTP_LOOP, str(settings.warmup), str(settings.samples),
-        json.dumps(endpoints), str(settings.request_timeout),
+        json.dumps(endpoints), str(settings.request_timeout), json.dumps(login),
     ]  # fmt: skip
 
 
 def a11y_argv(python: str, settings: A11ySettings, base_url: str) -> list[str]:
     """The ``a11y`` check's loads as python -c: Chromium through Playwright, each page loaded
-    ``warmup + samples`` times (one load without timings) and axe-core run once per page."""
+    ``warmup + samples`` times (one load without timings), its ``wait_for`` awaited, and
+    axe-core evaluated (as the kind does: a page's CSP blocks a script tag) and run once per
+    page. The kind's network guard (a route on every request) is left out."""
     loads = 1 if not settings.timings else settings.warmup + settings.samples
-    pages = [p.url or join_url(base_url, p.path or "") for p in settings.pages]
+    pages = [[p.url or join_url(base_url, p.path or ""), p.wait_for] for p in settings.pages]
     chromium = find_chromium(settings.executable, os.environ, Path.cwd())
     axe = str(importlib.resources.files(AXE_PACKAGE) / AXE_SCRIPT)
     return [
@@ -385,14 +437,18 @@ pages, loads = json.loads(sys.argv[4]), int(sys.argv[5])
 script = pathlib.Path(axe).read_text(encoding="utf-8")
 with sync_playwright() as p:
     browser = p.chromium.launch(executable_path=exe, headless=True, args=args)
-    for url in pages:
+    for url, wait_for in pages:
         for i in range(loads):
-            context = browser.new_context()
+            context = browser.new_context(
+                service_workers="block", viewport={"width": 1280, "height": 900}
+            )
             page = context.new_page()
             if page.goto(url).status >= 400:
-                sys.exit(1)
+                sys.exit(f"{url}: HTTP status 400 or more")
+            if wait_for is not None:
+                page.wait_for_selector(wait_for, state="visible")
             if i == 0:
-                page.add_script_tag(content=script)
+                page.evaluate(script)
                 page.evaluate("() => axe.run(document)")
             context.close()
     browser.close()
@@ -408,32 +464,31 @@ def run_shell(demo: Demo, series: Series) -> None:
         series.times.append(timed(lambda: _check_run(["bash", str(script)], None, work)))
 
 
-def run_cli(demo: Demo, series: Series, env: Mapping[str, str]) -> None:
+def run_cli(demo: Demo, series: Series, env: Mapping[str, str], flow: bool) -> None:
+    """``neuroerp-ci run development``; ``flow``: whether it must run as a Prefect flow (with
+    no server configured, ``--prefect`` is given). Its console line tells which path ran."""
     out = demo.out_dir("cli")
     argv = [find_tool("neuroerp-ci"), "run", STAGE, "-c", str(demo.config), "-o", str(out)]
-    series.times.append(timed(lambda: _check_run(argv, env, demo.project)))
+    if flow and configured_api_url(env, demo.project) is None:
+        argv.append("--prefect")
+    output = ""
+
+    def run() -> None:
+        nonlocal output
+        output = _check_run(argv, env, demo.project)
+
+    series.times.append(timed(run))
+    if ("(Prefect flow)" in output) != flow:
+        raise BenchmarkError(f"{series.label}: ran {'without' if flow else 'as'} a flow:\n{output}")
     series.stage_times.append(_passed_report(out))
 
 
-_THREAD_RUNNER = """
-import sys
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from neuroerp_ci.config import load_pipeline
-from neuroerp_ci.run.runner import RunOptions, ThreadExecutor, run_stage
-config, stage, out, workers = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
-with ThreadPoolExecutor(max_workers=workers) as pool:
-    done = run_stage(load_pipeline(config), RunOptions(stage, output_dir=out), ThreadExecutor(pool))
-print(done.report.verdict.value)
-"""
-
-
-def run_thread_runner(demo: Demo, series: Series, env: Mapping[str, str]) -> None:
-    out = demo.out_dir("threads")
-    argv = [sys.executable, "-c", _THREAD_RUNNER, str(demo.config), STAGE, str(out)]
-    argv.append(str(MAX_WORKERS))
-    series.times.append(timed(lambda: _check_run(argv, env, demo.project)))
-    series.stage_times.append(_passed_report(out))
+def no_server(env: Mapping[str, str], cwd: Path) -> Mapping[str, str]:
+    """``env``, after making sure that no Prefect server is configured for a run in ``cwd``."""
+    api = configured_api_url(env, cwd)
+    if api is not None:
+        raise BenchmarkError(f"a Prefect server is configured for {cwd} ({api}): unset it")
+    return env
 
 
 def _passed_report(out: Path) -> float:
@@ -444,8 +499,11 @@ def _passed_report(out: Path) -> float:
     return float(report["duration_s"])
 
 
-def _check_run(argv: Sequence[str], env: Mapping[str, str] | None, cwd: Path) -> None:
-    """Run to completion; BenchmarkError unless it exits 0. Nothing it started outlives it."""
+def _check_run(
+    argv: Sequence[str], env: Mapping[str, str] | None, cwd: Path, ok: tuple[int, ...] = (0,)
+) -> str:
+    """Run to completion; its output. BenchmarkError unless its exit code is in ``ok``.
+    Nothing it started outlives it."""
     proc = subprocess.Popen(  # noqa: S603 - argument list
         list(argv), cwd=str(cwd), env=dict(env) if env is not None else None,
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -460,9 +518,10 @@ def _check_run(argv: Sequence[str], env: Mapping[str, str] | None, cwd: Path) ->
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    if proc.returncode != 0:
+    if proc.returncode not in ok:
         tail = (output or "").strip()[-2000:]
         raise BenchmarkError(f"{shlex.join(argv)[:200]} exited {proc.returncode}:\n{tail}")
+    return output or ""
 
 
 def part_pipeline(root: Path, home: Path, mirror: Path, repeat: int) -> list[str]:
@@ -475,12 +534,12 @@ def part_pipeline(root: Path, home: Path, mirror: Path, repeat: int) -> list[str
     _check_run([sys.executable, "-m", "compileall", "-q", str(project)], None, project)
     seed = "from neuroerp_demo.db import init_db; init_db()"
     _check_run([sys.executable, "-c", seed], None, project)
-    product_env = {**prefect_env(home), "NEUROERP_CI_ADVISORIES": str(mirror)}
-    shell, cli, served, threads = (
+    product_env = no_server({**prefect_env(home), "NEUROERP_CI_ADVISORIES": str(mirror)}, project)
+    shell, here, temporary, served = (
         Series("shell script, same tools one by one"),
-        Series("neuroerp-ci run (temporary Prefect server)"),
+        Series("neuroerp-ci run (no server: no Prefect)"),
+        Series("neuroerp-ci run --prefect (temporary server)"),
         Series("neuroerp-ci run (running Prefect server)"),
-        Series("run_stage + ThreadExecutor (no Prefect)"),
     )
     server_home = root / "server-home"
     copy_prefect_db(home, server_home)  # already migrated: start as a user's server would
@@ -490,50 +549,117 @@ def part_pipeline(root: Path, home: Path, mirror: Path, repeat: int) -> list[str
         repeat_rotated(
             [
                 (shell, lambda: run_shell(demo, shell)),
-                (cli, lambda: run_cli(demo, cli, product_env)),
-                (served, lambda: run_cli(demo, served, served_env)),
-                (threads, lambda: run_thread_runner(demo, threads, product_env)),
+                (here, lambda: run_cli(demo, here, product_env, flow=False)),
+                (temporary, lambda: run_cli(demo, temporary, product_env, flow=True)),
+                (served, lambda: run_cli(demo, served, served_env, flow=True)),
             ],
             repeat,
         )
-    return pipeline_table([shell, cli, served, threads], start_s)
+    return pipeline_table([shell, here, temporary, served], start_s)
 
 
 def pipeline_table(rows: Sequence[Series], server_start_s: float) -> list[str]:
     shell = rows[0]
     lines = [
         f"(a) demo stage '{STAGE}' end to end (wall seconds, {len(shell.times)} runs each)",
-        f"  {'variant':<46}{'median':>8}{'min':>8}{'ratio':>8}{'in stage':>10}{'outside':>9}",
+        f"  {'variant':<46}{'median':>8}{'min':>8}{'ratio':>8}{'min/min':>9}{'paired':>8}"
+        f"{'in stage':>10}{'outside':>9}",
     ]
     for series in rows:
-        ratio = series.median / shell.median
         stage = statistics.median(series.stage_times) if series.stage_times else None
         inside = f"{stage:10.2f}" if stage is not None else f"{'-':>10}"
         outside = f"{series.median - stage:9.2f}" if stage is not None else f"{'-':>9}"
         lines.append(
-            f"  {series.label:<46}{series.median:8.2f}{series.min:8.2f}{ratio:8.2f}"
-            f"{inside}{outside}"
+            f"  {series.label:<46}{series.median:8.2f}{series.min:8.2f}"
+            f"{series.median / shell.median:8.2f}{series.min / shell.min:9.2f}"
+            f"{paired_ratio(series, shell):8.2f}{inside}{outside}"
         )
     lines += [
-        "  ratio = median / median of the shell script; 'in stage' = the report's duration_s",
-        "  (run_stage: target start to reports), 'outside' = median wall - in stage (process,",
-        "  imports, Prefect server start and flow run bookkeeping, shutdown).",
+        "  ratio = median / the shell script's median; min/min = min / its min; paired = median",
+        "  of each repetition's ratio to the shell run of the same repetition. 'in stage' = the",
+        "  report's duration_s (target start to reports), 'outside' = median wall - in stage",
+        "  (process, imports, Prefect server start and flow run bookkeeping, shutdown).",
         f"  prefect server start on a migrated database, not in any row: {server_start_s:.2f} s",
     ]
-    shell, cli, served, threads = rows
+    shell, here, temporary, served = rows
+    goal = here.median / shell.median
+    lines.append(
+        f"  run (no server) / shell = {goal:.2f} (goal <= 1.0): "
+        f"{'met' if goal <= 1.0 else 'MISSED'}"
+        f"; min/min {here.min / shell.min:.2f}, paired {paired_ratio(here, shell):.2f}"
+    )
     derived = [
-        ("Prefect's cost per run, temporary server (neuroerp-ci - ThreadExecutor)",
-         cli.median - threads.median),
-        ("Prefect's cost per run, running server (neuroerp-ci - ThreadExecutor)",
-         served.median - threads.median),
-        ("concurrency's gain (shell - ThreadExecutor; negative: a loss)",
-         shell.median - threads.median),
+        ("Prefect's cost per run, temporary server (--prefect - no server)",
+         temporary.median - here.median),
+        ("Prefect's cost per run, running server (running server - no server)",
+         served.median - here.median),
+        ("concurrency's gain (shell - no server; negative: a loss)",
+         shell.median - here.median),
     ]  # fmt: skip
     lines += [f"    {label:<76}{value:7.2f} s" for label, value in derived]
     return lines
 
 
-# --- part (b): per-check overhead -----------------------------------------------------------
+def paired_ratio(series: Series, reference: Series) -> float:
+    """The median of the per-repetition ratios: both ran in the same repetition, close in time."""
+    return statistics.median(t / r for t, r in zip(series.times, reference.times, strict=True))
+
+
+# --- part (b): a refused stage ---------------------------------------------------------------
+
+
+def part_refusal(root: Path, home: Path, repeat: int) -> list[str]:
+    project = write_demo(root / "refusal-demo")
+    config = project / DEMO_PIPELINE  # the whole pipeline: staging and what it requires
+    runs = root / "refusal-runs"
+    runs.mkdir()
+    env = no_server(prefect_env(home), project)
+
+    def refuse(series: Series, *flags: str) -> None:
+        out = Path(tempfile.mkdtemp(prefix="refusal-", dir=runs))
+        argv = [
+            find_tool("neuroerp-ci"), "run", REFUSED_STAGE, "--version", NEVER_PASSED,
+            "-c", str(config), "-o", str(out), *flags,
+        ]  # fmt: skip
+        series.times.append(timed(lambda: _check_run(argv, env, project, ok=(1,))))
+        _refused_report(out)
+
+    def floor(series: Series) -> None:
+        argv = [sys.executable, "-c", "import neuroerp_ci.cli"]
+        series.times.append(timed(lambda: _check_run(argv, env, project)))
+
+    refuse(Series("warm-up"))  # creates the project's history store, as any earlier run has
+    here, flow, imports = (
+        Series(f"neuroerp-ci run {REFUSED_STAGE} (no server)"),
+        Series(f"neuroerp-ci run {REFUSED_STAGE} --prefect (no server)"),
+        Series("python -c 'import neuroerp_ci.cli' (the floor)"),
+    )
+    repeat_rotated(
+        [(here, lambda: refuse(here)), (flow, lambda: refuse(flow, "--prefect")),
+         (imports, lambda: floor(imports))],
+        repeat,
+    )  # fmt: skip
+    lines = [
+        f"(b) refused stage '{REFUSED_STAGE}' for version {NEVER_PASSED} ({STAGE} never passed"
+        f" it; wall seconds, {len(here.times)} runs each)",
+        f"  {'variant':<52}{'median':>8}{'min':>8}",
+        *(f"  {s.label:<52}{s.median:8.2f}{s.min:8.2f}" for s in (here, flow, imports)),
+        f"  refused stage (no server) = {here.median:.2f} s median, {here.min:.2f} s min "
+        f"(goal <= 2 s): {'met' if here.median <= 2.0 else 'MISSED'}; above the floor "
+        f"{here.median - imports.median:.2f} s",
+    ]
+    return lines
+
+
+def _refused_report(out: Path) -> None:
+    """The run was refused by the promotion rule, ran no check, and was recorded."""
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    refused = any(o["check"] == "promotion" and o["status"] == "fail" for o in report["outcomes"])
+    if report["verdict"] != "FAIL" or report["checks"] or not refused or not report["recorded"]:
+        raise BenchmarkError(f"{out}: not a recorded refusal: {report['summary']}")
+
+
+# --- part (c): per-check overhead -----------------------------------------------------------
 
 
 def trivial_pipeline(path: Path, count: int, chain: bool, true: str) -> Path:
@@ -573,7 +699,7 @@ def part_overhead(root: Path, count: int, repeat: int) -> list[str]:
             raise BenchmarkError(f"flow on {config.name} ended {state.name}: {state.message}")
 
     def threads(config: Path) -> None:
-        with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
+        with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_CHECKS) as pool:
             done = run_stage(
                 load_pipeline(config), RunOptions("bench", output_dir=Path(out())),
                 ThreadExecutor(pool),
@@ -627,7 +753,7 @@ def part_overhead(root: Path, count: int, repeat: int) -> list[str]:
 def overhead_table(rows: Sequence[Series], count: int, first_flow: float) -> list[str]:
     d1, dn, t1, tn, tc, f1, fn, fc, h1, hn, b2b = rows
     lines = [
-        f"(b) orchestration overhead, {count} trivial command checks (seconds, "
+        f"(c) orchestration overhead, {count} trivial command checks (seconds, "
         f"{len(d1.times)} runs each)",
         f"  {'variant':<46}{'median':>8}{'min':>8}{'ratio':>8}{'ms/check':>10}",
     ]
@@ -695,7 +821,7 @@ def component_costs(root: Path, repeat: int) -> list[str]:
         "bandit --version (run by the bandit check)": [find_tool("bandit"), "--version"],
         "pip-audit --version (run by the pip-audit check)": [find_tool("pip-audit"), "--version"],
     }
-    lines = ["(c) fixed costs (median of runs, seconds)"]
+    lines = ["(d) fixed costs (median of runs, seconds)"]
     for label, argv in probes.items():
         times = [run_tool(argv, cwd=root, timeout=60).duration_s for _ in range(repeat)]
         lines.append(f"  {label:<52}{statistics.median(times):8.2f}")
@@ -709,8 +835,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="repetitions (default 3)")
     parser.add_argument("--quick", action="store_true", help="one repetition of everything")
-    parser.add_argument("--only", choices=["all", "pipeline", "overhead"], default="all")
-    parser.add_argument("--checks", type=int, default=50, help="trivial checks in part (b)")
+    parser.add_argument("--only", choices=["all", "pipeline", "overhead", "refusal"], default="all")
+    parser.add_argument("--checks", type=int, default=50, help="trivial checks in part (c)")
     parser.add_argument(
         "--advisories",
         type=Path,
@@ -727,7 +853,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.only != "overhead" and not (args.advisories / "vulns").is_dir():
+    if args.only in ("all", "pipeline") and not (args.advisories / "vulns").is_dir():
         print(f"no OSV mirror at {args.advisories} (set --advisories)", file=sys.stderr)
         return 2
     started, load_before = time.perf_counter(), os.getloadavg()[0]
@@ -735,7 +861,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = Path(tmp)
         home = root / "prefect-home"
         home.mkdir()
-        # Before Prefect is imported (part b imports it): this process uses the same home.
+        # Before Prefect is imported (part c imports it): this process uses the same home.
         for key in [k for k in os.environ if k.startswith("PREFECT_API_")]:
             del os.environ[key]
         os.environ.update(QUIET_PREFECT, PREFECT_HOME=str(home))
@@ -745,6 +871,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             tables: list[str] = []
             if args.only in ("all", "pipeline"):
                 tables += [*part_pipeline(root, home, args.advisories.resolve(), args.repeat), ""]
+            if args.only in ("all", "refusal"):  # before (c): its flows leave a server running
+                tables += [*part_refusal(root, home, args.repeat), ""]
             if args.only in ("all", "overhead"):
                 tables += [*part_overhead(root, args.checks, args.repeat), ""]
             if args.only == "all":

@@ -210,9 +210,19 @@ class CheckResult:
     components: list[Component] = field(default_factory=list)
     # The machine's state over a measurement check's window (None for other kinds).
     noise: NoiseReading | None = None
+    # The content hash of everything the result depends on (run/cache.py); None: not cacheable.
+    cache_key: str | None = None
+    # The run whose result this is, when the check was skipped because nothing it reads had
+    # changed since that passing run; the gates judge it like any other result.
+    cached_from: str | None = None
 
     def add_metric(self, metric: Metric) -> None:
         self.metrics[metric.name] = metric
+
+    @property
+    def cache_note(self) -> str:
+        """``skipped (unchanged since run X)`` for a reused result, else ""."""
+        return f"skipped (unchanged since run {self.cached_from})" if self.cached_from else ""
 
 
 @dataclass(frozen=True)

@@ -71,9 +71,9 @@ from neuroerp_ci.config.secret_refs import collect_secrets
 from neuroerp_ci.config.stage_rules import HookSpec, LockSpec
 from neuroerp_ci.errors import NeuroErpCiError
 from neuroerp_ci.model import CheckResult, StageReport, Summary, Verdict, summary_line
-from neuroerp_ci.project.versioning import UNVERSIONED, Version, resolve_version
+from neuroerp_ci.release.gate import gate_stage, history, refuse, requested_version, run_options
 from neuroerp_ci.release.notifications import notify_outcome
-from neuroerp_ci.release.promotion import PromotionDecision, check_promotion, refusal_report
+from neuroerp_ci.release.promotion import check_promotion
 from neuroerp_ci.release.rollout import (
     Approval,
     ApprovalRequest,
@@ -91,20 +91,19 @@ from neuroerp_ci.release.rollout import (
     run_rollout,
 )
 from neuroerp_ci.reports.markdown import check_markdown, markdown_summary, outcome_table
-from neuroerp_ci.reports.writer import default_output_dir, new_run_id, write_atomically
+from neuroerp_ci.reports.writer import default_output_dir, write_atomically
 from neuroerp_ci.run.checkout import identity, pipeline_for_version
 from neuroerp_ci.run.runner import (
+    MAX_CONCURRENT_CHECKS,
     CheckJob,
     NullObserver,
     RunObserver,
     RunOptions,
-    StageOutcome,
     pipeline_interpreter,
     run_stage,
-    split_mirrors,
     write_and_record,
 )
-from neuroerp_ci.store import HistoryStore, open_store, store_url
+from neuroerp_ci.store import HistoryStore
 from neuroerp_ci.support.hosts import guarded_client
 from neuroerp_ci.support.secrets import (
     install_log_redaction,
@@ -113,7 +112,6 @@ from neuroerp_ci.support.secrets import (
 )
 from neuroerp_ci.support.tooling import release_process, track_process
 
-MAX_CONCURRENT_CHECKS = 8
 APPROVAL_POLL_S = 5
 PROGRESS_EVERY_S = 3.0  # how often a running check's progress artifact moves
 _observer: RunObserver = NullObserver()
@@ -204,9 +202,10 @@ def run_check(
     deps: list[CheckResult],
     stage: str = "",
     expected_s: float | None = None,
-) -> CheckResult:
+) -> CheckResult | State[Any]:
     """One check as a task run: a progress artifact while it runs (when its duration is
-    known), then its own artifact (:func:`check_markdown`) on the task run's page."""
+    known), then its own artifact (:func:`check_markdown`) on the task run's page. A check
+    skipped as unchanged ends ``Cached``, as Prefect names a task run its cache answered."""
     key = artifact_key("-".join(part for part in ("neuroerp-ci", stage, check_id) if part))
     logger = get_run_logger()
     with _progress(f"{key}-progress", check_id, expected_s, logger):
@@ -221,6 +220,8 @@ def run_check(
             description=redact(f"{check_id}: {shown.status.value} — {shown.reason}"[:500]),
         ),
     )
+    if result.cached_from is not None:
+        return Completed(name="Cached", message=result.cache_note, data=result)
     return result
 
 
@@ -333,6 +334,7 @@ def stage_gate(
     output_dir: str | None = None,
     advisories: str | None = None,
     run_id: str | None = None,
+    use_cache: bool = True,
 ) -> State[Any]:
     """Run one stage's quality gate and end in a state that carries its verdict.
 
@@ -344,23 +346,21 @@ def stage_gate(
         advisories: Offline OSV advisory mirror folder(s) for pip-audit checks, several
             joined with os.pathsep.
         run_id: Run id for the reports and history (default: a new one).
+        use_cache: Skip a test suite or scanner none of whose inputs changed since a
+            passing run, and judge that run's result; false runs every check.
     """
     install_log_redaction()  # run logs go to Prefect's database: never with a secret
     quiet_expected_failures()
     try:
         pipeline = load_pipeline(config)
-        wanted = _version(pipeline, version)
+        wanted = requested_version(pipeline, version)
         spec = pipeline.stage(stage)  # the one look-up of this run: the flow is given a name
-        options = _options(pipeline, spec, wanted.id, output_dir, advisories, run_id)
-        with _history(pipeline) as store:
-            decision = check_promotion(pipeline, spec, wanted.id, store)
-            if decision.allowed:
-                with pipeline_for_version(pipeline, wanted) as tested:
-                    options = replace(options, identity=identity(wanted, pipeline, tested))
-                    executor = PrefectExecutor(spec.name)
-                    outcome = run_stage(tested, options, executor, _observer, store=store)
-            else:
-                outcome = _refuse(pipeline, options, decision, store)
+        options = run_options(
+            pipeline, spec, wanted.id, output_dir, advisories, run_id, load_secret, use_cache
+        )
+        with history(pipeline) as store:
+            executor = PrefectExecutor(spec.name)
+            outcome = gate_stage(pipeline, spec, wanted, options, executor, _observer, store)
     except NeuroErpCiError as exc:
         return _could_not_run(stage, exc)
     publish_artifacts(outcome.report, outcome.output_dir)
@@ -398,54 +398,6 @@ def quiet_expected_failures() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _ExpectedFailure) for f in logger.filters):
             logger.addFilter(_ExpectedFailure())
-
-
-def _version(pipeline: Pipeline, version: str) -> Version:
-    """The version named, resolved to its full form; the checkout's HEAD when none is named
-    (a Quick run from the UI), never a silent "unversioned" for a git checkout."""
-    named = None if version.strip() in ("", UNVERSIONED) else version
-    return resolve_version(pipeline.project_dir, named)
-
-
-def _options(
-    pipeline: Pipeline,
-    stage: Stage,
-    version: str,
-    output_dir: str | None,
-    advisories: str | None,
-    run_id: str | None,
-) -> RunOptions:
-    the_id = run_id or new_run_id()
-    return RunOptions(
-        stage=stage.name,
-        version=version,
-        output_dir=(
-            Path(output_dir) if output_dir else default_output_dir(pipeline.project_dir, the_id)
-        ),
-        run_id=the_id,
-        advisories=split_mirrors(advisories),
-        load_secret=_load_secret,
-    )
-
-
-@contextmanager
-def _history(pipeline: Pipeline) -> Iterator[HistoryStore]:
-    """The pipeline's history store (default: SQLite in the project), open for one run."""
-    with open_store(store_url(pipeline.store_url, pipeline.project_dir)) as store:
-        yield store
-
-
-def _refuse(
-    pipeline: Pipeline,
-    options: RunOptions,
-    decision: PromotionDecision,
-    store: HistoryStore,
-) -> StageOutcome:
-    """A refused stage: a FAIL report with the reason, written and recorded; nothing ran."""
-    report = refusal_report(decision, pipeline.target.name, options.run_id)
-    out_dir = options.output_dir or default_output_dir(pipeline.project_dir, options.run_id)
-    report, files = write_and_record(report, out_dir, store)
-    return StageOutcome(report, out_dir, files)
 
 
 def publish_artifacts(report: StageReport, report_dir: Path | None = None) -> None:
@@ -497,11 +449,12 @@ def artifact_key(text: str) -> str:
 def _notify(pipeline: Pipeline, report: StageReport, rollout: RolloutReport | None = None) -> None:
     """Metrics file / Pushgateway / webhook as configured; problems are logged, not raised."""
     logger = get_run_logger()
-    for note in notify_outcome(pipeline, report, rollout=rollout, load_secret=_load_secret):
+    for note in notify_outcome(pipeline, report, rollout=rollout, load_secret=load_secret):
         (logger.info if note.ok else logger.warning)("%s", note.text)
 
 
-def _load_secret(name: str) -> str:
+def load_secret(name: str) -> str:
+    """A Prefect Secret block's value (through the configured or temporary server)."""
     from prefect.blocks.system import Secret
 
     value = Secret.load(name).get()  # type: ignore[union-attr]
@@ -585,13 +538,15 @@ def rollout(
     quiet_expected_failures()
     try:
         pipeline = load_pipeline(config)
-        wanted = _version(pipeline, version)
+        wanted = requested_version(pipeline, version)
         spec = pipeline.stage(stage)  # the one look-up of this run: the flow is given a name
-        options = _options(pipeline, spec, wanted.id, output_dir, advisories, run_id)
-        with _history(pipeline) as store:
+        options = run_options(
+            pipeline, spec, wanted.id, output_dir, advisories, run_id, load_secret
+        )
+        with history(pipeline) as store:
             decision = check_promotion(pipeline, spec, wanted.id, store, as_rollout=True)
             if not decision.allowed:
-                refused = _refuse(pipeline, options, decision, store)
+                refused = refuse(pipeline, options, decision, store)
                 publish_artifacts(refused.report, refused.output_dir)
                 _notify(pipeline, refused.report)
                 return final_state(refused.report, str(refused.output_dir))
@@ -619,7 +574,7 @@ def _roll_out(
     out_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     # The hooks get only what they reference; the validation collects its own.
-    secrets = collect_secrets(pipeline, env, _load_secret, stage=stage.name, target=False)
+    secrets = collect_secrets(pipeline, env, load_secret, stage=stage.name, target=False)
     ctx = HookContext(
         project_dir=pipeline.project_dir,
         python=_python(pipeline),
@@ -824,7 +779,7 @@ def release(
     try:
         pipeline = load_pipeline(config)
         chain = release_chain(pipeline, stages)
-        version = _version(pipeline, version).id  # one identity for every stage of it
+        version = requested_version(pipeline, version).id  # one identity for every stage of it
     except NeuroErpCiError as exc:
         return failed(f"release {version}: FAIL — {exc}")
     if not chain:

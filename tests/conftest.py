@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,12 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+# What neuroerp-ci remembers between runs on a machine (tool versions, interpreters' packages,
+# mirror indexes: support/stat_memo.py) goes to a folder of this session, not the user's.
+if "NEUROERP_CI_CACHE_DIR" not in os.environ:
+    _memo = tempfile.mkdtemp(prefix="neuroerp-ci-memo-")
+    os.environ["NEUROERP_CI_CACHE_DIR"] = _memo
+    atexit.register(shutil.rmtree, _memo, True)
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = Path(__file__).resolve().parent / "assets"

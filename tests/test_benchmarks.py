@@ -1,4 +1,4 @@
-"""benchmarks/pipeline_overhead.py: its shell twin of the demo stage and its overhead table."""
+"""benchmarks/pipeline_overhead.py: its shell twin of the demo stage, its tables and goal lines."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def test_shell_twin_runs_every_check_of_the_demo_stage(tmp_path: Path) -> None:
     pipeline = load_pipeline(config)
     original = tomllib.loads((project / "neuroerp-ci.toml").read_text())["stages"][bench.STAGE]
     assert pipeline.stage(bench.STAGE).checks == tuple(original["checks"])
+    assert not pipeline.cache.enabled  # every run does the shell script's work
     demo = bench.Demo(project, config, pipeline, tmp_path / "mirror", tmp_path)
     work = tmp_path / "work"
     script = bench.shell_script(demo, work, "http://127.0.0.1:9")
@@ -65,7 +66,7 @@ def test_quick_overhead_run_prints_a_table_of_ratios() -> None:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = run.stdout
     assert "(a) demo stage" not in out  # --only overhead
-    table = out[out.index("(b) orchestration overhead") :].splitlines()
+    table = out[out.index("(c) orchestration overhead") :].splitlines()
     rows = {m["label"]: m for line in table if (m := ROW.match(line))}
     assert set(rows) == {
         "direct run_tool, 1 command",
@@ -85,3 +86,51 @@ def test_quick_overhead_run_prints_a_table_of_ratios() -> None:
     assert float(rows["direct run_tool, 10 commands"]["ratio"]) == 1.0
     derived = [line for line in table if "per-check overhead, flow" in line]
     assert len(derived) == 2 and all(re.search(r"-?\d+\.\d ms$", line) for line in derived)
+
+
+def test_pipeline_table_states_the_goal_against_the_shell_script_run_alongside() -> None:
+    bench = load_benchmark()
+    shell, here, temporary, served = (
+        bench.Series("shell", [10.0, 20.0], [9.0, 19.0]),
+        bench.Series("no server", [9.0, 22.0], [8.0, 20.0]),
+        bench.Series("temporary", [15.0, 25.0], [9.0, 19.0]),
+        bench.Series("served", [12.0, 21.0], [9.0, 19.0]),
+    )
+    lines = bench.pipeline_table([shell, here, temporary, served], 3.0)
+
+    # ratio of medians 15.5 / 15; min/min 9 / 10; paired: median of 0.9 and 1.1
+    assert (
+        "  run (no server) / shell = 1.03 (goal <= 1.0): MISSED; min/min 0.90, paired 1.00" in lines
+    )
+    row = next(line for line in lines if line.startswith("  no server "))
+    assert row.split()[-7:] == ["15.50", "9.00", "1.03", "0.90", "1.00", "14.00", "1.50"]
+    gain = next(line for line in lines if "concurrency's gain" in line)
+    assert gain.endswith("-0.50 s")
+
+
+@pytest.mark.integration
+def test_quick_refusal_run_times_the_refused_stage_with_and_without_prefect() -> None:
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--only", "refusal"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    out = run.stdout
+    assert "(a) demo stage" not in out and "(c) orchestration overhead" not in out
+    table = out[out.index("(b) refused stage 'staging'") :].splitlines()
+    rows = [line for line in table if re.match(r"^  \S.*\s\d+\.\d\d\s+\d+\.\d\d$", line)]
+    assert [row.split("  ")[1] for row in rows] == [
+        "neuroerp-ci run staging (no server)",
+        "neuroerp-ci run staging --prefect (no server)",
+        "python -c 'import neuroerp_ci.cli' (the floor)",
+    ]
+    assert any(
+        re.match(
+            r"^  refused stage \(no server\) = \d+\.\d\d s median, .*\(goal <= 2 s\): (met|MISSED)",
+            line,
+        )
+        for line in table
+    )

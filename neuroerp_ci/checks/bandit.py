@@ -53,12 +53,15 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field
 
 from neuroerp_ci.checks._outputs import read_json_file, remove_stale, write_log
+from neuroerp_ci.checks._tool_versions import version_run
 from neuroerp_ci.checks.interface import (
     WAIVER_POINTER,
+    CacheInputs,
     Check,
     CheckContext,
     CheckKind,
     KindSettings,
+    executable_identity,
     typed_settings,
 )
 from neuroerp_ci.checks.metric_names import MetricNames
@@ -148,6 +151,14 @@ class BanditCheck(CheckKind):
     def default_conditions(self, settings: KindSettings) -> tuple[dict[str, Any], ...]:
         return ({"findings": "high", "max": 0},)  # high, critical and unrated
 
+    def cache_inputs(self, check: Check, ctx: CheckContext) -> CacheInputs | None:
+        settings = typed_settings(check, BanditSettings)
+        bandit = find_tool("bandit", _override(settings.executable, ctx.project_dir))
+        # What it scans, and the project configuration it reads or reports on.
+        configs = (".bandit", "pyproject.toml", "setup.cfg", "tox.ini", "bandit.yaml", "bandit.yml")
+        files = CacheInputs.under(settings.paths, *configs)
+        return CacheInputs(files, {"bandit": executable_identity(bandit, ctx.env)})
+
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
         settings = typed_settings(check, BanditSettings)
         bandit = find_tool("bandit", _override(settings.executable, ctx.project_dir))
@@ -173,9 +184,10 @@ class BanditCheck(CheckKind):
         for metric in report_metrics(report, plan, result.suppressed):
             result.add_metric(metric)
         result.reason = report_reason(report, plan, result.suppressed, ignore_nosec=ignore_nosec)
-        version = run_tool(
-            [bandit, "--version"], cwd=ctx.project_dir, timeout=check.timeout, env=private_env(ctx)
-        )
+        version = version_run(
+            bandit, lambda out: len(out.strip().split("\n", 1)[0].split()) == 2,
+            cwd=ctx.project_dir, timeout=check.timeout, env=private_env(ctx),
+        )  # fmt: skip
         # "bandit 1.9.4\n  python version = 3.11.7 ..."
         first = version.stdout.strip().splitlines()[:1]
         if first and len(first[0].split()) == 2:

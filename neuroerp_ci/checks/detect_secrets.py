@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import codecs
 import fnmatch
+import hashlib
 import json
 import os
 import re
@@ -72,11 +73,14 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from neuroerp_ci.checks._tool_versions import version_run
 from neuroerp_ci.checks.interface import (
+    CacheInputs,
     Check,
     CheckContext,
     CheckKind,
     KindSettings,
+    executable_identity,
     typed_settings,
 )
 from neuroerp_ci.checks.metric_names import MetricNames
@@ -297,6 +301,19 @@ class SecretsCheck(CheckKind):
 
     def default_conditions(self, settings: KindSettings) -> tuple[dict[str, Any], ...]:
         return ({"findings": "any", "max": 0},)
+
+    def cache_inputs(self, check: Check, ctx: CheckContext) -> CacheInputs | None:
+        settings = typed_settings(check, SecretsSettings)
+        if settings.history is not None:
+            return None  # a range of commits: what it names moves with the repository
+        tool = find_tool(TOOL, _override(settings.executable, ctx.project_dir))
+        # Which files it would scan (git-tracked or not) is an input beside their content.
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        env = tool_env(ctx.env)
+        listing = list_files(settings, ctx.project_dir, ctx.work_dir, env, Deadline(60.0))
+        scanned = hashlib.sha256(repr(listing).encode("utf-8", "surrogateescape")).hexdigest()
+        files = CacheInputs.under(settings.paths, settings.baseline)
+        return CacheInputs(files, {TOOL: executable_identity(tool, ctx.env), "scanned": scanned})
 
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
         settings = typed_settings(check, SecretsSettings)
@@ -910,9 +927,12 @@ def crash_reason(run: ToolRun) -> str:
 
 
 def tool_version(tool: str, cwd: Path, env: Mapping[str, str], deadline: Deadline) -> str:
-    run = run_tool([tool, "--version"], cwd=cwd, timeout=deadline.left(), env=env, ok_codes=None)
+    def recognised(out: str) -> bool:
+        return re.fullmatch(r"\d+(\.\d+)*\S{0,20}", out.strip()) is not None
+
+    run = version_run(tool, recognised, cwd=cwd, timeout=deadline.left(), env=env, ok_codes=None)
     version = run.stdout.strip()
-    return version if run.returncode == 0 and re.fullmatch(r"\d+(\.\d+)*\S{0,20}", version) else ""
+    return version if run.returncode == 0 and recognised(version) else ""
 
 
 # --- the history range ----------------------------------------------------------------------

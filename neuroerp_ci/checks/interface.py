@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from neuroerp_ci.checks._tool_versions import installation_key
 from neuroerp_ci.checks.metric_names import MetricNames
 from neuroerp_ci.errors import NeuroErpCiError, ToolError
 from neuroerp_ci.model import CheckResult, CheckStatus, Priority
@@ -74,6 +75,8 @@ class Check:
     # ``[[checks]] env``: added to the environment of this check's tools only, placeholders
     # as written (expanded by :func:`execute_check`)
     env: Mapping[str, str] = field(default_factory=dict)
+    # ``[[checks]] cache = false``: always run, even when nothing it reads changed
+    cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,40 @@ class CheckContext:
     secrets: Mapping[str, str] = field(default_factory=dict)
     # The stage's abort_on_fail limits on this check (only kinds with live_metrics get any).
     abort_when: tuple[LiveLimit, ...] = ()
+
+
+@dataclass(frozen=True)
+class CacheInputs:
+    """What a check's result depends on, besides what every cache key holds (the kind, its
+    settings and ``env``, the interpreters' installed packages, neuroerp-ci's version): the
+    project files matching ``files`` (a pattern without ``/`` matches a file's name anywhere,
+    one with ``/`` its path from the project; ``*`` is every file) and any other ``values``
+    (an advisory mirror's content, the day). See :mod:`neuroerp_ci.run.cache`."""
+
+    files: tuple[str, ...] = ("*",)
+    values: Mapping[str, str] = field(default_factory=dict)
+
+    @staticmethod
+    def under(paths: Sequence[str], *also: str) -> tuple[str, ...]:
+        """Patterns for every file under the project ``paths`` (``.``: all of them), and
+        ``also``."""
+        found: list[str] = []
+        for path in paths:
+            clean = path.strip().removeprefix("./").strip("/")
+            if clean in ("", "."):
+                return ("*",)
+            found += [clean, f"{clean}/*"]
+        return (*found, *also)
+
+
+def executable_identity(path: str, env: Mapping[str, str]) -> str:
+    """A tool's installation as it is now (its executable, and for a Python script its
+    interpreter's packages): a reinstall or an upgrade changes it. Raises ToolError when it
+    cannot be told (then nothing is cached)."""
+    identity = installation_key(path, env)
+    if identity is None:
+        raise ToolError(f"{path}: its installation cannot be examined")
+    return identity
 
 
 class CheckKind(ABC):
@@ -142,6 +179,13 @@ class CheckKind(ABC):
         return self.needs_target or (
             isinstance(settings, TargetUserSettings) and settings.uses_target
         )
+
+    def cache_inputs(self, check: Check, ctx: CheckContext) -> CacheInputs | None:
+        """What the result depends on, if it is a function of files and settings (a test
+        suite, a scanner); None (the default) for a kind that must always run: anything that
+        measures a live target, or reads what a key cannot hold. Only the result of a
+        passing run with the same inputs is reused, and the gates still judge it."""
+        return None
 
     @abstractmethod
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:

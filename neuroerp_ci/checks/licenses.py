@@ -47,6 +47,7 @@ from neuroerp_ci.checks._spdx import (
     spdx_url,
 )
 from neuroerp_ci.checks.interface import (
+    CacheInputs,
     Check,
     CheckContext,
     CheckKind,
@@ -160,6 +161,10 @@ class LicensesCheck(CheckKind):
             # which the first condition already blocks on; the unknown ones only warn.
             conditions.append({"findings": "low", "max": 0, "severity": "warning"})
         return tuple(conditions)
+
+    def cache_inputs(self, check: Check, ctx: CheckContext) -> CacheInputs | None:
+        # The interpreter's installed packages (in every key) are all it reads.
+        return CacheInputs(files=())
 
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
         settings = typed_settings(check, LicensesSettings)

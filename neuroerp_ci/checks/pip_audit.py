@@ -52,13 +52,22 @@ from neuroerp_ci.checks._requirements import (
     read_lock,
     read_requirements,
 )
-from neuroerp_ci.checks.advisories import AdvisoryMirror, MirrorFolder, serve_osv, severity_label
+from neuroerp_ci.checks._tool_versions import version_run
+from neuroerp_ci.checks.advisories import (
+    AdvisoryMirror,
+    MirrorFolder,
+    mirror_content_key,
+    serve_osv,
+    severity_label,
+)
 from neuroerp_ci.checks.interface import (
     WAIVER_POINTER,
+    CacheInputs,
     Check,
     CheckContext,
     CheckKind,
     KindSettings,
+    executable_identity,
     typed_settings,
 )
 from neuroerp_ci.checks.metric_names import MetricNames
@@ -258,6 +267,24 @@ class PipAuditCheck(CheckKind):
         if own.source == "both":
             conditions.append({"metric": "requirements_drift", "max": 0, "severity": "warning"})
         return tuple(conditions)
+
+    def cache_inputs(self, check: Check, ctx: CheckContext) -> CacheInputs | None:
+        settings = typed_settings(check, PipAuditSettings)
+        mirrors = mirror_paths(settings, ctx)
+        if not mirrors:
+            return None  # a live service: its advisories change by the hour
+        pip_audit = find_tool(TOOL, _override(settings.executable, ctx.project_dir))
+        values = {TOOL: executable_identity(pip_audit, ctx.env)}
+        for mirror in mirrors:
+            content = mirror_content_key(mirror)
+            if content is None:
+                return None  # a folder just written or unreadable: no evidence of its content
+            values[f"mirror:{mirror}"] = content
+        # The data's age is a metric: a reused result is at most a day old.
+        values["day"] = date.today().isoformat()
+        # Requirements files and whatever they include with -r/-c, and lock files.
+        files = ("*.txt", "*.in", "*.lock", "*.toml", "*.cfg")
+        return CacheInputs(files, values)
 
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
         settings = typed_settings(check, PipAuditSettings)
@@ -686,7 +713,10 @@ def last_error(run: ToolRun, chars: int = 300) -> str:
 
 def tool_version(pip_audit: str, ctx: CheckContext, timeout: float) -> str:
     """pip-audit's version from ``pip-audit --version`` ("pip-audit 2.10.1")."""
-    run = run_tool([pip_audit, "--version"], cwd=ctx.project_dir, timeout=timeout, env=ctx.env)
+    run = version_run(
+        pip_audit, lambda out: len(out.split()) == 2,
+        cwd=ctx.project_dir, timeout=timeout, env=ctx.env,
+    )  # fmt: skip
     words = run.stdout.split()
     return words[1] if len(words) == 2 else run.stdout.strip()
 

@@ -49,6 +49,7 @@ from pydantic import Field, field_validator
 from neuroerp_ci.checks._junit import JUnitSummary, parse_junit
 from neuroerp_ci.checks._outputs import read_json_file, remove_stale, write_log
 from neuroerp_ci.checks.interface import (
+    CacheInputs,
     Check,
     CheckContext,
     CheckKind,
@@ -160,6 +161,11 @@ class PytestCheck(CheckKind):
 
     def default_conditions(self, settings: KindSettings) -> tuple[dict[str, Any], ...]:
         return ({"metric": "failed", "max": 0}, {"metric": "errors", "max": 0})
+
+    def cache_inputs(self, check: Check, ctx: CheckContext) -> CacheInputs | None:
+        # A suite may read any file of the project (fixtures, data, configuration): all of
+        # them are inputs. One that uses the target never gets here (it measures the target).
+        return CacheInputs()
 
     def measure(self, check: Check, ctx: CheckContext) -> CheckResult:
         settings = typed_settings(check, PytestSettings)

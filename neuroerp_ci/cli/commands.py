@@ -20,23 +20,26 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
-from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
-from neuroerp_ci.cli.exit_codes import ExitCode, for_signal, for_verdict
+from neuroerp_ci.cli.consoles import err, out, wide
+from neuroerp_ci.cli.exit_codes import ExitCode, for_signal
 from neuroerp_ci.cli.init_command import init_project
 from neuroerp_ci.cli.report_command import report as report_command
+from neuroerp_ci.cli.stage_command import (
+    NoCacheOpt,
+    PrefectOpt,
+    run_rollout_command,
+    run_stage_command,
+)
 from neuroerp_ci.cli.store_access import open_history
-from neuroerp_ci.config import Pipeline, Stage, load_pipeline, resolve_config_path
-from neuroerp_ci.errors import ConfigError, NeuroErpCiError, OrchestrationError, UsageError
-from neuroerp_ci.model import Verdict, summary_line
+from neuroerp_ci.config import load_pipeline, resolve_config_path
+from neuroerp_ci.errors import ConfigError, NeuroErpCiError, UsageError
 from neuroerp_ci.support.secrets import redact
 
 if TYPE_CHECKING:
     from types import FrameType
 
-    from neuroerp_ci.model import StageReport
 
 # Before Prefect is imported (lazily, in the commands that run a flow): no telemetry, no
 # shutdown tracebacks from the temporary server, only warnings from Prefect's own loggers.
@@ -58,11 +61,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-# soft_wrap: piped into a CI log, a line stays one line (rich would cut it at 80 columns).
-# markup=False: reasons, paths and table cells are printed as they are ("[advisories]"
-# stays); styles come from rich Text only.
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 ConfigOpt = Annotated[
     Path | None,
@@ -91,12 +89,20 @@ def run(
         str | None, typer.Option("--version", help="Version under test (default: git SHA).")
     ] = None,
     advisories: AdvisoriesOpt = None,
+    prefect: PrefectOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
-    """Run one stage's quality gate and print its verdict."""
+    """Run one stage's quality gate and print its verdict.
+
+    Runs here, without Prefect, unless a Prefect server is configured (PREFECT_API_URL) or
+    --prefect is given: then as the stage-gate flow, visible in the server's UI.
+    """
     pipeline = load_pipeline(resolve_config_path(config))
     spec = pipeline.stage(stage)  # unknown stage: exit 2 before anything starts
     _refuse_unwritable_output(output, pipeline.project_dir)
-    raise typer.Exit(_run_stage(pipeline, spec, output, version, advisories))
+    raise typer.Exit(
+        run_stage_command(pipeline, spec, output, version, advisories, prefect, no_cache)
+    )
 
 
 @app.command()
@@ -106,6 +112,8 @@ def demo(
     ),
     output: OutputOpt = None,
     advisories: AdvisoriesOpt = None,
+    prefect: PrefectOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Write the bundled demo ERP project (if absent) and run its development stage."""
     from neuroerp_ci.demo import DEMO_PIPELINE, write_demo
@@ -118,7 +126,10 @@ def demo(
         write_demo(directory)
         out.print(f"Wrote the demo project to {directory}")
     pipeline = load_pipeline(pipeline_file)
-    raise typer.Exit(_run_stage(pipeline, pipeline.stage("development"), output, None, advisories))
+    development = pipeline.stage("development")
+    raise typer.Exit(
+        run_stage_command(pipeline, development, output, None, advisories, prefect, no_cache)
+    )
 
 
 app.command("init")(init_project)  # neuroerp_ci.cli.init_command
@@ -210,7 +221,7 @@ def history(
     if not records:
         out.print(f"No runs of {pipeline.target.name} recorded in {store.name}")
         return
-    _wide().print(table)
+    wide().print(table)
 
 
 @baseline_app.command("show")
@@ -309,7 +320,7 @@ def baseline_show(
                 str(len(b.samples)),
                 ", ".join(b.runs),
             )
-        _wide().print(table)
+        wide().print(table)
     for c, m, gone in left_out:  # one line each, so a person can grep for a run
         out.print(
             f"left out of {c} {m}: run {gone.run_id} ({gone.verdict.value}):"
@@ -403,7 +414,7 @@ def calibrate(
         typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
         if result.conditions:
-            _wide().print(calibration_table(result))
+            wide().print(calibration_table(result))
         for line in calibration_notes(result):
             out.print(line, markup=False)
     raise typer.Exit(ExitCode.GATE_FAILED if result.over_budget else ExitCode.OK)
@@ -412,11 +423,6 @@ def calibrate(
 # What the write probe writes (and removes) in the report directory: a device with less room
 # than this would fail the run only after every check ran, when the reports are written.
 OUTPUT_PROBE_BYTES = 64 * 1024
-
-
-def _joined(advisories: list[Path] | None) -> str | None:
-    """``--advisories`` folders as the flows' one string parameter (``os.pathsep``)."""
-    return os.pathsep.join(str(a) for a in advisories) if advisories else None
 
 
 def _refuse_unwritable_output(output: Path | None, project_dir: Path) -> None:
@@ -466,11 +472,6 @@ def write_probe(directory: Path) -> None:
         os.unlink(name)
 
 
-def _wide() -> Console:
-    # Piped into a CI log there is no terminal width; rich's 80 columns would cut run ids.
-    return out if out.is_terminal else Console(highlight=False, width=160, markup=False)
-
-
 @contextmanager
 def _known_run() -> Iterator[None]:
     """An unknown (or unusable) run id is a usage error: exit 2, one line."""
@@ -482,106 +483,6 @@ def _known_run() -> Iterator[None]:
         raise UsageError(str(exc)) from None
 
 
-def _run_stage(
-    pipeline: Pipeline,
-    stage: Stage,
-    output: Path | None,
-    version: str | None,
-    advisories: list[Path] | None,
-) -> int:
-    from neuroerp_ci.checks.advisories import mirror_problem
-    from neuroerp_ci.cli.progress import ConsoleProgress
-    from neuroerp_ci.project.versioning import UNVERSIONED, resolve_version
-    from neuroerp_ci.reports.writer import default_output_dir, new_run_id
-    from neuroerp_ci.run.runner import stage_secrets
-
-    stage_secrets(pipeline, stage.name, os.environ, resolve_blocks=False)  # unset {env:..}: exit 2
-    for folder in advisories or []:
-        problem = mirror_problem(folder)
-        if problem is not None:
-            raise UsageError(f"--advisories {folder}: {problem}")
-    # A bad store URL (exit 2) or a store that cannot be opened (exit 3) stops the run
-    # here, in one line, before Prefect or any check starts.
-    with open_history(pipeline):
-        pass
-    run_id = new_run_id()
-    out_dir = (output or default_output_dir(pipeline.project_dir, run_id)).resolve()
-    # Resolved here to refuse a name that is no commit before anything starts, and to show
-    # the full identity; the flow resolves the name again and records how it was found.
-    named = version
-    version = resolve_version(pipeline.project_dir, named).id
-    checks = [pipeline.checks[c] for c in stage.checks]
-    said = f" of {pipeline.path} for version {version}"
-    out.print(Text.assemble("Running stage ", (stage.name, "bold"), said))
-    with ConsoleProgress(out, checks) as progress:
-        from neuroerp_ci.orchestration import (
-            set_observer,
-            stage_gate,
-            start_temporary_server,
-            without_heartbeats,
-        )
-
-        set_observer(progress)
-        try:
-            start_temporary_server()
-            with without_heartbeats():
-                state = stage_gate(
-                    stage=stage.name,  # a flow run is given the name; it looks the stage up
-                    config=str(pipeline.path),
-                    version=named or UNVERSIONED,
-                    output_dir=str(out_dir),
-                    advisories=_joined(advisories),
-                    run_id=run_id,
-                    return_state=True,
-                )
-        except Exception as exc:  # Prefect itself broke (e.g. its server did not start)
-            raise OrchestrationError(f"Prefect could not run the flow: {exc}") from exc
-        finally:
-            set_observer(None)
-    report = _read_report(out_dir, run_id)
-    if report is None:  # the flow stopped before a report: its message says why
-        why = state.message or f"the stage ran but wrote no report in {out_dir}"
-        err.print(f"neuroerp-ci: error: {redact(why)}", markup=False, soft_wrap=True)
-        return ExitCode.INTERNAL
-    if report.recorded is not True:
-        err.print(
-            f"neuroerp-ci: error: NOT RECORDED: run {run_id} is not in the history store, so "
-            f"its {report.verdict.value} does not count: "
-            + redact(report.record_error or "the store did not take it"),
-            markup=False,
-            soft_wrap=True,
-        )
-        out.print(f"Reports: {out_dir}", soft_wrap=True)
-        return ExitCode.INTERNAL
-    if not state.is_completed() and report.verdict is not Verdict.FAIL:
-        # The flow broke after the verdict (artifacts, notifications): it and we agree.
-        err.print(
-            f"neuroerp-ci: error: the flow ended {state.name} after a {report.verdict.value}"
-            f" verdict: {redact(state.message or '')}",
-            markup=False,
-            soft_wrap=True,
-        )
-        out.print(f"Reports: {out_dir}", soft_wrap=True)
-        return ExitCode.INTERNAL
-    colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}[report.verdict.value]
-    line = summary_line(report.summary)
-    out.print(Text.assemble((report.verdict.value, f"bold {colour}"), f" {line}"), soft_wrap=True)
-    out.print(f"Reports: {out_dir}", soft_wrap=True)
-    return for_verdict(report.verdict)
-
-
-def _read_report(out_dir: Path, run_id: str) -> StageReport | None:
-    """This run's report.json, or None: missing, unreadable, or left by another run (an
-    --output folder used before must not lend its old verdict)."""
-    from neuroerp_ci.reports.json_report import report_from_dict
-
-    try:
-        report = report_from_dict(json.loads((out_dir / "report.json").read_text("utf-8")))
-    except (OSError, ValueError):
-        return None
-    return report if report.run_id == run_id else None
-
-
 @app.command()
 def promote(
     version: Annotated[str, typer.Argument(help="The version to promote (e.g. a git SHA).")],
@@ -589,6 +490,8 @@ def promote(
     config: ConfigOpt = None,
     output: OutputOpt = None,
     advisories: AdvisoriesOpt = None,
+    prefect: PrefectOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Run a stage for VERSION once the stage it requires has passed for VERSION.
 
@@ -613,55 +516,10 @@ def promote(
         raise typer.Exit(ExitCode.GATE_FAILED)
     out.print(f"Promoting {version} to {to}: {decision.reason}", markup=False, soft_wrap=True)
     if is_rollout_stage(stage):
-        raise typer.Exit(_run_rollout(pipeline, stage, output, version, advisories))
-    raise typer.Exit(_run_stage(pipeline, stage, output, version, advisories))
-
-
-def _run_rollout(
-    pipeline: Pipeline,
-    stage: Stage,
-    output: Path | None,
-    version: str,
-    advisories: list[Path] | None,
-) -> int:
-    from neuroerp_ci.orchestration import api_url_configured, rollout, start_temporary_server
-    from neuroerp_ci.reports.writer import default_output_dir, new_run_id
-    from neuroerp_ci.run.runner import stage_secrets
-
-    name = stage.name
-    stage_secrets(pipeline, name, os.environ, resolve_blocks=False)
-    waits = stage.approval is not None
-    if waits and not api_url_configured():
-        raise UsageError(
-            f"stage {name} waits for an approval in the Prefect UI: set PREFECT_API_URL to "
-            f"your Prefect server, or run its deployment: prefect deployment run "
-            f"'rollout/{name}' --param version={version} --watch"
-        )
-    run_id = new_run_id()
-    out_dir = (output or default_output_dir(pipeline.project_dir, run_id)).resolve()
-    note = " (approve it in the Prefect UI: the run waits, paused)" if waits else ""
-    out.print(f"Rolling {version} out to {name}{note}", markup=False)
-    start_temporary_server()  # none with PREFECT_API_URL; else tracked, it dies with us
-    state = rollout(
-        version=version,
-        config=str(pipeline.path),
-        stage=name,  # a flow run is given the name; it looks the stage up
-        output_dir=str(out_dir),
-        advisories=_joined(advisories),
-        run_id=run_id,
-        return_state=True,
+        raise typer.Exit(run_rollout_command(pipeline, stage, output, version, advisories))
+    raise typer.Exit(
+        run_stage_command(pipeline, stage, output, version, advisories, prefect, no_cache)
     )
-    out.print(state.message or state.name, markup=False, soft_wrap=True)
-    out.print(f"Reports: {out_dir}", soft_wrap=True)
-    validation = _read_report(out_dir, run_id)
-    if validation is not None and validation.recorded is False:  # as _run_stage: exit 3
-        err.print(
-            "neuroerp-ci: error: NOT RECORDED: " + redact(validation.record_error),
-            markup=False,
-            soft_wrap=True,
-        )
-        return ExitCode.INTERNAL
-    return ExitCode.OK if state.is_completed() else ExitCode.GATE_FAILED
 
 
 # Typer >= 0.2x vendors click (typer._click) and raises its own classes; older Typer raises

@@ -15,15 +15,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from neuroerp_ci.cli.consoles import out
 from neuroerp_ci.config import DEFAULT_FILE, Pipeline, load_pipeline
 from neuroerp_ci.config.template import STAGE, render_pipeline
 from neuroerp_ci.errors import ConfigError, UsageError
 from neuroerp_ci.project.detect import ProjectDetection, detect_project, probe_venv
-
-# As the other commands' consoles: one line stays one line, text is printed as it is.
-out = Console(highlight=False, soft_wrap=True, markup=False)
 
 
 def init_project(

@@ -83,7 +83,11 @@ class ConsoleProgress:
                 self._progress.remove_task(task)
             if self._overall is not None:
                 self._progress.advance(self._overall)
-            self._line(("·", "dim"), check.id, _RAN[result.status], result, result.reason)
+            if result.cached_from is not None:  # skipped: that run's result is judged
+                reason = f"unchanged since run {result.cached_from}: {result.reason}"
+                self._line(("·", "dim"), check.id, ("skipped", "cyan"), result, reason)
+            else:
+                self._line(("·", "dim"), check.id, _RAN[result.status], result, result.reason)
 
     def check_judged(self, check: Check, result: CheckResult, outcomes: Sequence[Outcome]) -> None:
         mark, word = judged_mark(result, outcomes)

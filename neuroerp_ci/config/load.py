@@ -97,6 +97,7 @@ def parse_pipeline(raw: dict[str, Any], path: Path) -> Pipeline:
         notify=spec.notify,
         secrets=spec.secrets,
         waivers=load_waivers(spec, path),
+        cache=spec.cache,
     )
     references(pipeline)  # a malformed or misplaced {env:...}/{secret:...} fails here
     return pipeline
@@ -163,6 +164,7 @@ def _check(entry: CheckEntry, index: int, path: Path) -> Check:
         settings=settings,
         estimate_s=entry.estimate,
         env=dict(entry.env),
+        cache=entry.cache,
     )
     for name, value in entry.env.items():
         used = [p for p in ("{base_url}", "{port}") if p in value]

@@ -125,6 +125,10 @@ class CheckEntry(_Strict):
     default_conditions: bool = True
     # added to the environment of this check's tools only (placeholders, {env:NAME} allowed)
     env: dict[str, str] = Field(default_factory=dict)
+    # false: always run, even when nothing it reads changed since a passing run (a suite that
+    # reads the clock, the network or a service); true: such a check is skipped and that run's
+    # result judged again (kinds that measure a live target are never skipped)
+    cache: bool = True
 
     @field_validator("env")
     @classmethod
@@ -143,6 +147,17 @@ class AdvisorySpec(_Strict):
 class StoreSpec(_Strict):
     # SQLAlchemy URL of the history store; default: SQLite in <project>/.neuroerp-ci/
     url: str | None = None
+
+
+class CacheSpec(_Strict):
+    """Skipping test suites and scanners none of whose inputs changed since a passing run."""
+
+    # false: every check runs every time (as with --no-cache)
+    enabled: bool = True
+    # project files that are never inputs, e.g. a database the target writes on every run
+    # ("data/*.sqlite3"); a pattern without "/" matches a file's name anywhere, one with "/"
+    # its path from the project folder
+    ignore: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
 
 
 class BaselineSpec(_Strict):
@@ -166,6 +181,7 @@ class PipelineFile(_Strict):
     advisories: AdvisorySpec = Field(default_factory=AdvisorySpec)
     store: StoreSpec = Field(default_factory=StoreSpec)
     baseline: BaselineSpec = Field(default_factory=BaselineSpec)
+    cache: CacheSpec = Field(default_factory=CacheSpec)
     notify: NotifySpec = Field(default_factory=NotifySpec)
     secrets: SecretsSpec = Field(default_factory=SecretsSpec)
     checks: list[CheckEntry] = Field(min_length=1)
@@ -220,6 +236,7 @@ class Pipeline:
     notify: NotifySpec = field(default_factory=NotifySpec)
     secrets: SecretsSpec = field(default_factory=SecretsSpec)
     waivers: tuple[WaiverSpec, ...] = ()  # the file's and the waivers file's, in that order
+    cache: CacheSpec = field(default_factory=CacheSpec)
 
     def stage(self, name: str) -> Stage:
         try:

@@ -69,6 +69,7 @@ def render_pipeline(detection: ProjectDetection) -> str:
     _header(doc, detection)
     _target(doc, detection)
     _advisories(doc)
+    _cache(doc)
     doc.banner(
         "[[checks]]: what to measure. Each check runs one real tool and reports metrics and "
         "findings; it never decides pass or fail (the stage's conditions at the end do). "
@@ -147,6 +148,17 @@ def _advisories(doc: _Document) -> None:
         f"age is the metric advisory_age_days: older than {DEFAULT_MAX_AGE_DAYS:g} days warns."
     )
     doc.add("# [advisories]", '# mirror = "../advisory-database"')
+
+
+def _cache(doc: _Document) -> None:
+    doc.banner(
+        "[cache]: a test suite or scanner none of whose inputs (the files it reads, its "
+        "settings, the installed packages and tools) changed since a passing run is skipped, "
+        "and that run's result is judged again by this run's conditions (--no-cache runs all). "
+        "Files the running project writes and no check reads (a local database, uploads) "
+        "would make every run look changed: list them in ignore."
+    )
+    doc.add("# [cache]", '# ignore = ["data/*.sqlite3"]')
 
 
 def _unit_tests(doc: _Document, detection: ProjectDetection) -> None:

@@ -378,6 +378,8 @@ def _check(result: CheckResult, report: StageReport, context: ReportContext, ids
         ("reason", result.reason or MISSING),
         ("duration", format_duration(result.duration_s)),
     ]
+    if result.cached_from is not None:  # the run's result, judged again by today's gate
+        facts.insert(0, ("reused", result.cache_note))
     if result.tool_versions:
         tools = ", ".join(f"{n} {v}" for n, v in sorted(result.tool_versions.items()))
         facts.append(("tools", tools))

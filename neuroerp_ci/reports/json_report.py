@@ -228,6 +228,10 @@ def _check(result: CheckResult) -> JsonObject:
         "tool_versions": dict(sorted(result.tool_versions.items())),
         # A measurement's machine state over its window; null for other kinds.
         "noise": _noise(result.noise),
+        # The hash of its inputs (null: not cacheable), and the run whose result this is
+        # when it was skipped as unchanged (null: it ran in this run).
+        "cache_key": result.cache_key,
+        "cached_from": result.cached_from,
     }
 
 
@@ -414,7 +418,24 @@ def _check_from(data: Mapping[str, Any], samples: Mapping[str, Any]) -> CheckRes
         absent=[_finding_from(f) for f in data.get("absent", [])],
         components=[_component_from(c) for c in data.get("components", [])],
         noise=_noise_from(data.get("noise")),
+        cache_key=None if data.get("cache_key") is None else str(data["cache_key"]),
+        cached_from=None if data.get("cached_from") is None else str(data["cached_from"]),
     )
+
+
+def check_result_to_json(result: CheckResult) -> str:
+    """One check's result with its samples, as the history's cache keeps it."""
+    samples = {name: [_number(s) for s in m.samples] for name, m in result.metrics.items()}
+    return _dump_one({"check": _check(result), "samples": samples})
+
+
+def check_result_from_json(text: str) -> CheckResult:
+    """The result :func:`check_result_to_json` wrote; ValueError when it is not one."""
+    try:
+        data = json.loads(text)
+        return _check_from(data["check"], data.get("samples") or {})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a cached check result: {exc}") from exc
 
 
 def _finding_from(data: Mapping[str, Any]) -> Finding:

@@ -120,6 +120,7 @@ def check_markdown(result: CheckResult) -> str:
         f"kind {escape_markdown(result.kind)} · {format_duration(result.duration_s)}",
         "",
         f"**Reason:** {escape_markdown(result.reason) or MISSING}",
+        *([f"**Reused:** {escape_markdown(result.cache_note)}", ""] if result.cached_from else []),
         "",
         (
             f"**Findings:** {len(result.findings)} counted · {len(result.waived)} waived · "
@@ -329,7 +330,8 @@ def _checks_table(checks: Sequence[CheckResult], marks: bool) -> str:
         [
             result.check_id,
             result.kind,
-            _mark(_CHECK_MARK[result.status], marks) + result.status.value,
+            _mark(_CHECK_MARK[result.status], marks)
+            + (result.cache_note or result.status.value),
             format_duration(result.duration_s),
             str(len(result.findings)),
             result.reason,

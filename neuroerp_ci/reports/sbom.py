@@ -22,8 +22,10 @@ the same text: the serial number is a UUID 5 of the run id, the timestamp the re
 from __future__ import annotations
 
 import re
+import sys
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -125,9 +127,29 @@ def build_bom(report: StageReport) -> Bom:
 def _validator() -> JsonStrictValidator:
     # Imported here: loading the schemas takes a second, which a CLI that writes no report
     # (or the import of neuroerp_ci.reports) should not pay.
-    from cyclonedx.validation.json import JsonStrictValidator
+    with _without(_IRI_GRAMMARS):
+        from cyclonedx.validation.json import JsonStrictValidator
 
     return JsonStrictValidator(SPEC_VERSION)
+
+
+# jsonschema checks the "iri"/"iri-reference" formats with rfc3987-syntax when it is installed,
+# which builds 38 grammars on import: 1-2 s of every run. The BOM's IRIs are the advisory and
+# package URLs we write; every other part of the schema is still enforced.
+_IRI_GRAMMARS = "rfc3987_syntax"
+
+
+@contextmanager
+def _without(module: str) -> Iterator[None]:
+    """``import module`` fails meanwhile (an optional dependency is then left unused)."""
+    if module in sys.modules or "jsonschema" in sys.modules:
+        yield  # already imported (or jsonschema already decided): nothing to save
+        return
+    sys.modules[module] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        del sys.modules[module]
 
 
 # -- components -------------------------------------------------------------------------------

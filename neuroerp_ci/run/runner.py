@@ -39,6 +39,7 @@ from neuroerp_ci.project.interpreter import Interpreter, find_interpreter, inter
 from neuroerp_ci.reports.interface import Renderer
 from neuroerp_ci.reports.registry import HTML_PAGE, RENDERERS, WITHOUT_PAGE
 from neuroerp_ci.reports.writer import default_output_dir, new_run_id, write_reports
+from neuroerp_ci.run.cache import CheckCache
 from neuroerp_ci.run.confirmation import (
     ConfirmingObserver,
     Remeasure,
@@ -123,6 +124,10 @@ class CheckExecutor(Protocol[H]):
     def result(self, handle: H) -> CheckResult: ...
 
 
+# Checks running at once, whoever runs them (Prefect's task runner or the thread pool).
+MAX_CONCURRENT_CHECKS = 8
+
+
 class ThreadExecutor(Generic[H]):
     """The Prefect-free executor: a bounded thread pool. Jobs are queued in dependency
     order, so a job only ever waits for jobs that started before it (no deadlock)."""
@@ -160,6 +165,9 @@ class RunOptions:
     # How the version was found and which tree was tested (see versioning / checkout); the
     # runner adds the interpreter. Reports and the history record it as ``tested``.
     identity: Mapping[str, str] | None = None
+    # Reuse the result of a passing run for a check none of whose inputs changed
+    # (run/cache.py); False (``--no-cache``): every check runs.
+    use_cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -226,6 +234,13 @@ def run_stage(
                 pipeline, interpreter, options, child_env, target, out_dir, secrets.values
             )
             base_ctx = replace(base_ctx, project_dir=work.project_dir)
+            cache = CheckCache(
+                store,
+                pipeline.target.name,
+                enabled=options.use_cache and pipeline.cache.enabled,
+                ignored=(pipeline.path.name, *pipeline.cache.ignore, *_inside(out_dir, pipeline)),
+            )
+            cache.prepare(checks, work.project_dir)  # the tree as it is before any check runs
             results = run_checks(
                 checks,
                 base_ctx,
@@ -235,6 +250,7 @@ def run_stage(
                 grants=secrets.grants,
                 scope=scope,
                 abort_when=abort_limits(stage.conditions),
+                cache=cache,
             )
             for check in checks:  # each report names the interpreter its check ran on
                 if runs_on_interpreter(check):
@@ -296,7 +312,9 @@ def run_stage(
             tested=tested,
         )
         report = redact_data(report)  # the reasons of outcomes and summary quote the checks
-        report, files = write_and_record(report, out_dir, store)
+        report, files = write_and_record(
+            report, out_dir, store, cache.entries([c.id for c in checks])
+        )
     except BaseException as exc:
         if store is not None:
             with suppress(StoreError):  # the original error is the one to report
@@ -306,6 +324,16 @@ def run_stage(
         # What the tools, setup and the target wrote themselves (reports, logs).
         redact_tree(out_dir / "checks", out_dir / "setup", out_dir / "target.log")
     return StageOutcome(report, out_dir, files)
+
+
+def _inside(folder: Path, pipeline: Pipeline) -> tuple[str, ...]:
+    """Patterns for ``folder`` when it lies in the project (an ``--output`` there): the
+    run's own reports are never an input of its checks."""
+    try:
+        rel = folder.resolve().relative_to(pipeline.project_dir.resolve()).as_posix()
+    except ValueError:
+        return ()
+    return (f"{rel}/*",) if rel != "." else ()
 
 
 def audit_checks(checks: Sequence[Check]) -> list[str]:
@@ -334,7 +362,10 @@ def with_calibrations(
 
 
 def write_and_record(
-    report: StageReport, out_dir: Path, store: HistoryStore | None
+    report: StageReport,
+    out_dir: Path,
+    store: HistoryStore | None,
+    cached: Mapping[str, tuple[str, str]] | None = None,
 ) -> tuple[StageReport, dict[str, Path]]:
     """Write the reports, record the run in ``store``; the reports say whether it holds it.
 
@@ -348,7 +379,7 @@ def write_and_record(
     # report.html (charts: the costly one) once, below, as finally written
     write_reports(replace(report, recorded=False), out_dir, WITHOUT_PAGE)
     try:
-        store.finish_run(report)
+        store.finish_run(report, cached)
     except StoreError as exc:
         report = not_recorded(report, str(exc))
         with suppress(StoreError):  # a store that took the start may still take this
@@ -404,6 +435,7 @@ def run_checks(
     grants: Mapping[str, Mapping[str, str]] | None = None,
     scope: ProcessScope | None = None,
     abort_when: Mapping[str, tuple[LiveLimit, ...]] | None = None,
+    cache: CheckCache | None = None,
 ) -> dict[str, CheckResult]:
     """Submit every check in dependency order; exclusive (measurement) checks run alone.
 
@@ -426,6 +458,7 @@ def run_checks(
             (grants or {}).get(check_id, {}),
             scope,
             (abort_when or {}).get(check_id, ()),
+            cache=cache,
         )
         deps = [handles[d] for d in check.dependencies]
         handles[check_id] = executor.submit(check, job, deps, after)
@@ -475,6 +508,7 @@ def _job(
     scope: ProcessScope | None = None,
     abort_when: tuple[LiveLimit, ...] = (),
     work: str | None = None,
+    cache: CheckCache | None = None,
 ) -> CheckJob:
     """The job of one check run; ``work``: its folder under the run's checks (default: the
     check id)."""
@@ -505,9 +539,16 @@ def _job(
                 env=env,
                 abort_when=abort_when,
             )
-            with scope.active():  # its tools die with the run
-                result = execute_check(kind, check, ctx)
-            redact_tree(ctx.work_dir)  # the tool's own outputs, at once
+            key = cache.key(check, ctx) if cache is not None else None
+            reused = cache.reuse(check, key) if cache is not None and key else None
+            if reused is not None:  # nothing it reads changed since a passing run
+                result = reused
+            else:
+                with scope.active():  # its tools die with the run
+                    result = execute_check(kind, check, ctx)
+                redact_tree(ctx.work_dir)  # the tool's own outputs, at once
+                if cache is not None and key:
+                    result = cache.remember(check, key, redact_data(result))
         result = redact_data(result)  # before anyone sees it: console, Prefect, reports
         observer.check_finished(check, result)
         return result

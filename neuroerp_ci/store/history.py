@@ -57,6 +57,7 @@ from neuroerp_ci.store.schema import (
     MIGRATIONS,
     PIN_LOCK_KEY,
     applied_versions,
+    check_cache,
     check_results,
     findings,
     lock_for_migration,
@@ -154,12 +155,16 @@ class HistoryStore:
                 raise StoreError(message) from None
             raise
 
-    def finish_run(self, report: StageReport) -> None:
+    def finish_run(
+        self, report: StageReport, cached: Mapping[str, tuple[str, str]] | None = None
+    ) -> None:
         """Record a run's results and verdict, all in one transaction; status ``finished``.
 
         A run that was never begun is recorded whole now. A run already finished or aborted
         is refused: the record of a run does not change after it ended. Every text is
-        redacted (:mod:`neuroerp_ci.support.secrets`) before it is written.
+        redacted (:mod:`neuroerp_ci.support.secrets`) before it is written. ``cached``:
+        check id -> (cache key, result JSON) of the checks a later run may reuse
+        (:mod:`neuroerp_ci.run.cache`).
         """
         report = redact_data(report)
         with self._write(f"record run {report.run_id}") as conn:
@@ -178,6 +183,12 @@ class HistoryStore:
             else:
                 pk, fingerprint = found.pk, json.loads(found.fingerprint)
             _write_children(conn, pk, report)
+            rows = [
+                {"run_pk": pk, "check_id": c, "cache_key": key, "result": redact(result)}
+                for c, (key, result) in sorted((cached or {}).items())
+            ]
+            if rows:
+                conn.execute(insert(check_cache), rows)
             conn.execute(
                 update(runs)
                 .where(runs.c.pk == pk)
@@ -257,6 +268,27 @@ class HistoryStore:
         with self._read(f"look up a passing {stage} run") as conn:
             row = conn.execute(query).first()
         return None if row is None else record_from_row(row._mapping)
+
+    def cached_result(self, target: str, check_id: str, key: str) -> tuple[str, str] | None:
+        """(run id, result JSON) of the newest finished, passing, not invalidated run of
+        ``target`` that recorded ``key`` for ``check_id``; None when there is none."""
+        query = (
+            select(runs.c.run_id, check_cache.c.result)
+            .join(runs, runs.c.pk == check_cache.c.run_pk)
+            .where(
+                check_cache.c.cache_key == key,
+                check_cache.c.check_id == check_id,
+                runs.c.target == target,
+                runs.c.status == RunStatus.FINISHED.value,
+                runs.c.verdict.in_(PASSING),
+                runs.c.invalidated_reason.is_(None),
+            )
+            .order_by(runs.c.started_at.desc(), runs.c.pk.desc())
+            .limit(1)
+        )
+        with self._read(f"look up a cached result of {check_id}") as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (str(row.run_id), str(row.result))
 
     def baseline_provider(
         self,

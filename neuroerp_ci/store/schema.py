@@ -25,6 +25,8 @@ Version 4 adds what a security audit needs of the past: on ``findings`` each fin
 fingerprint (what ``new = true`` conditions and SARIF's ``baselineState`` compare), its state
 (``counted``, ``waived`` by a pipeline waiver, ``suppressed`` in the source) and the waiver's
 id, so a later run finds every finding of its baseline run, waived ones too.
+
+Version 5 adds ``check_cache``: a run's cacheable check results under their inputs' hash.
 """
 
 from __future__ import annotations
@@ -206,7 +208,22 @@ outcomes = Table(
 )
 
 # Children of a run, in the order they are written (and checked for orphans).
-RUN_CHILDREN: tuple[Table, ...] = (check_results, metrics, findings, outcomes)
+# Version 5: the result of each cacheable check of a run, as the check produced it (before
+# waivers and baseline marks), under the hash of its inputs: a later run of the same target
+# whose check has the same key reuses it when this run passed (see neuroerp_ci.run.cache).
+check_cache = Table(
+    "check_cache",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    _run_pk(),
+    Column("check_id", String(128), nullable=False),
+    Column("cache_key", String(64), nullable=False),
+    Column("result", Text, nullable=False),  # JSON: the result and its samples
+    UniqueConstraint("run_pk", "check_id", name="uq_check_cache_run_check"),
+    Index("ix_check_cache_lookup", "cache_key", "check_id"),
+)
+
+RUN_CHILDREN: tuple[Table, ...] = (check_results, metrics, findings, outcomes, check_cache)
 
 # One row while a run holds the rollout lock of a stage and target (primary key: at most one).
 rollout_locks = Table(
@@ -334,11 +351,16 @@ def _v4(conn: Connection) -> None:
     _add_columns(conn, findings.name, _finding_columns_v4())
 
 
+def _v5(conn: Connection) -> None:
+    check_cache.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, check results, metrics, findings, outcomes", _v1),
     Migration(2, "rollout locks", _v2),
     Migration(3, "outcome metric, noise, inconclusive, confirmations; calibrations", _v3),
     Migration(4, "finding fingerprints, waived and suppressed findings", _v4),
+    Migration(5, "check results kept for reuse by their inputs' hash", _v5),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -402,6 +424,7 @@ __all__ = [
     "Migration",
     "applied_versions",
     "calibrations",
+    "check_cache",
     "check_results",
     "findings",
     "lock_for_migration",

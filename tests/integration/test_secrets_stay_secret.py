@@ -185,8 +185,9 @@ def test_no_secret_leaves_the_run_even_when_everything_prints_its_environment(
         DO_NOT_TRACK="1",
     )
     done = run_cli(
+        # --prefect: the run's logs and artifacts go to Prefect's database, searched below
         ["run", "development", "-c", str(project / "neuroerp-ci.toml"), "-o", str(out),
-         "--version", "v1"],
+         "--version", "v1", "--prefect"],
         env,
         cwd=project,
     )  # fmt: skip

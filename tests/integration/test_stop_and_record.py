@@ -4,13 +4,14 @@ when it is told to stop (SIGTERM) or killed (SIGKILL).
 - A bad store URL is exit 2, a damaged SQLite store or an unreachable PostgreSQL exit 3, each
   in one line, before anything runs (no Prefect, no check), a damaged file exactly as it was.
 - A PostgreSQL store that goes away during the run (its database stops taking connections):
-  exit 3 with one loud line, the reports say "not recorded", the flow ends Failed, and the
+  exit 3 with one loud line, the reports say "not recorded", and the
   webhook (set to notify on PASS) is still called, saying NOT RECORDED.
 - SIGTERM while a pytest check sleeps and the target runs: exit 143, every process the run
   started is gone soon after, Prefect's temporary server included, and the run is recorded
   ``aborted``. SIGKILL: the watchdog ends the tools, the target and the server.
 
-The last three start Prefect's temporary server (5-10 s each): keep their number small.
+Runs are server-less unless they say --prefect: two of the last three start Prefect's
+temporary server (5-10 s each, the server dies with the run too): keep their number small.
 """
 
 from __future__ import annotations
@@ -100,9 +101,10 @@ def run_cli(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[st
     )  # fmt: skip
 
 
-def start_cli(config: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+def start_cli(config: Path, env: dict[str, str], prefect: bool) -> subprocess.Popen[str]:
     return subprocess.Popen(  # noqa: S603 - fixed argument list
-        [*CLI, "run", "dev", "--config", str(config), "--version", "v1"],
+        [*CLI, "run", "dev", "--config", str(config), "--version", "v1",
+         "--prefect" if prefect else "--no-prefect"],
         cwd=config.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
@@ -283,7 +285,7 @@ def test_a_store_that_goes_away_before_the_run_is_recorded_is_exit_3_and_not_rec
     )
     hook = Webhook()
     try:
-        proc = start_cli(config, cli_env(tmp_path, NEUROERP_CI_WEBHOOK_URL=hook.url))
+        proc = start_cli(config, cli_env(tmp_path, NEUROERP_CI_WEBHOOK_URL=hook.url), False)
         try:
             wait_for((project / "check.pid").exists, "the check to start")
             accept(False)  # the database goes away while the check runs
@@ -323,12 +325,13 @@ def test_a_store_that_goes_away_before_the_run_is_recorded_is_exit_3_and_not_rec
 
 @contextlib.contextmanager
 def started_run(
-    tmp_path: Path,
+    tmp_path: Path, prefect: bool
 ) -> Iterator[tuple[subprocess.Popen[str], Path, list[psutil.Process]]]:
     """A run whose check sleeps: the CLI, its project and every process it started (the
-    target, pytest, Prefect's server...). Whatever is left is killed afterwards."""
+    target, pytest, with ``prefect`` Prefect's temporary server). Whatever is left is killed
+    afterwards."""
     config = write_project(tmp_path / "project")
-    proc = start_cli(config, cli_env(tmp_path, SLEEP_S="300"))
+    proc = start_cli(config, cli_env(tmp_path, SLEEP_S="300"), prefect)
     project = config.parent
     family: list[psutil.Process] = []
     try:
@@ -336,7 +339,7 @@ def started_run(
         assert proc.poll() is None, proc.communicate()
         family = psutil.Process(proc.pid).children(recursive=True)
         names = describe(family)
-        for part in ("http.server", "pytest", "uvicorn"):
+        for part in ("http.server", "pytest", *(["uvicorn"] if prefect else [])):
             assert part in names, names
         yield proc, project, family
     finally:
@@ -349,10 +352,11 @@ def started_run(
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("prefect", [False, True], ids=["server-less", "prefect"])
 def test_sigterm_mid_check_stops_everything_and_records_the_run_aborted(
-    tmp_path: Path,
+    tmp_path: Path, prefect: bool
 ) -> None:
-    with started_run(tmp_path) as (proc, project, family):
+    with started_run(tmp_path, prefect) as (proc, project, family):
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
         wait_for(lambda: all(gone(p) for p in family), "every process of the run to end",
@@ -367,7 +371,7 @@ def test_sigterm_mid_check_stops_everything_and_records_the_run_aborted(
 
 @pytest.mark.integration
 def test_sigkill_mid_check_leaves_no_tool_target_or_server_behind(tmp_path: Path) -> None:
-    with started_run(tmp_path) as (proc, _project, family):
+    with started_run(tmp_path, prefect=True) as (proc, _project, family):
         proc.kill()
         proc.communicate(timeout=60)
         wait_for(lambda: all(gone(p) for p in family), "the watchdog to end the run's processes",

@@ -123,7 +123,8 @@ def test_metrics_artifacts_and_tool_versions_are_sorted(pass_report: StageReport
     assert list(check["artifacts"]) == ["coverage", "junit"]
     assert list(check) == [
         "id", "kind", "status", "reason", "duration_s", "metrics", "findings", "suppressed",
-        "waived", "absent", "components", "artifacts", "tool_versions", "noise",
+        "waived", "absent", "components", "artifacts", "tool_versions", "noise", "cache_key",
+        "cached_from",
     ]
 
 
