@@ -60,6 +60,7 @@ from neuroerp_ci.checks.advisories import (
     serve_osv,
     severity_label,
 )
+from neuroerp_ci.checks.advisories import _today as advisories_today
 from neuroerp_ci.checks.interface import (
     WAIVER_POINTER,
     CacheInputs,
@@ -280,8 +281,9 @@ class PipAuditCheck(CheckKind):
             if content is None:
                 return None  # a folder just written or unreadable: no evidence of its content
             values[f"mirror:{mirror}"] = content
-        # The data's age is a metric: a reused result is at most a day old.
-        values["day"] = date.today().isoformat()
+        # The data's age is a metric (on the advisories' clock): a reused result is at most a
+        # day old.
+        values["day"] = advisories_today().isoformat()
         # Requirements files and whatever they include with -r/-c, and lock files.
         files = ("*.txt", "*.in", "*.lock", "*.toml", "*.cfg")
         return CacheInputs(files, values)

@@ -105,17 +105,16 @@ def run_stage_command(
     # here, in one line, before Prefect or any check starts.
     with open_history(pipeline) as store:
         decision = check_promotion(pipeline, stage, wanted.id, store)
-        if not decision.allowed:
-            out.print(Text.assemble("Running stage ", (stage.name, "bold"), said))
-            refused = refuse(pipeline, options, decision, store)
-            _notify_here(pipeline, refused.report)
-            return conclude(refused.report, refused.output_dir)
-        if not with_prefect(prefect):
-            out.print(Text.assemble("Running stage ", (stage.name, "bold"), said))
-            outcome = _gate_here(pipeline, stage, wanted, options, store)
+        as_flow = decision.allowed and with_prefect(prefect)
+        how = " (Prefect flow)" if as_flow else ""
+        out.print(Text.assemble("Running stage ", (stage.name, "bold"), said, how))
+        if not as_flow:
+            if decision.allowed:
+                outcome = _gate_here(pipeline, stage, wanted, options, store)
+            else:
+                outcome = refuse(pipeline, options, decision, store)
             _notify_here(pipeline, outcome.report)
             return conclude(outcome.report, outcome.output_dir)
-    out.print(Text.assemble("Running stage ", (stage.name, "bold"), said, " (Prefect flow)"))
     return _gate_as_flow(pipeline, stage, named, options, out_dir, mirrors)
 
 

@@ -31,6 +31,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -77,11 +78,10 @@ class CheckCache:
 
     def key(self, check: Check, ctx: CheckContext) -> str | None:
         """The check's cache key, or None: not cacheable, or its inputs cannot be read."""
-        kind = KINDS[check.kind]
-        if not (self.enabled and check.cache) or kind.needs_target_for(check):
+        if not self._may_cache(check):
             return None
         try:
-            inputs = kind.cache_inputs(check, ctx)
+            inputs = KINDS[check.kind].cache_inputs(check, ctx)
             if inputs is None:
                 return None
             tree = self._tree(ctx.project_dir)
@@ -116,10 +116,12 @@ class CheckCache:
     def prepare(self, checks: Sequence[Check], root: Path) -> None:
         """Hash ``root``'s files now, before any check runs (and writes), when a check may
         be cached: every key of the run describes the same tree."""
-        if self.enabled and any(
-            c.cache and not KINDS[c.kind].needs_target_for(c) for c in checks
-        ):
+        if any(self._may_cache(c) for c in checks):
             self._tree(root)
+
+    def _may_cache(self, check: Check) -> bool:
+        """Not turned off, and not measuring the running target."""
+        return self.enabled and check.cache and not KINDS[check.kind].needs_target_for(check)
 
     def reuse(self, check: Check, key: str) -> CheckResult | None:
         """The result a passing run recorded for ``key``, marked as reused; else None."""
@@ -143,16 +145,15 @@ class CheckCache:
     def remember(self, check: Check, key: str, result: CheckResult) -> CheckResult:
         """Keep a result this run produced for the store (only one that completed)."""
         result = replace(result, cache_key=key)
-        if result.status is CheckStatus.OK and result.cached_from is None:
+        if result.status is CheckStatus.OK:
             with self._lock:
                 self.fresh[check.id] = (key, check_result_to_json(result))
         return result
 
-    def entries(self, recorded: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """The fresh results of the checks in ``recorded`` (a re-measured check's first
-        result is not its final one: only those the report holds)."""
+    def entries(self) -> dict[str, tuple[str, str]]:
+        """The results this run produced and may lend (check id -> key, result JSON)."""
         with self._lock:
-            return {c: e for c, e in self.fresh.items() if c in recorded}
+            return dict(self.fresh)
 
     def _tree(self, root: Path) -> dict[str, str] | None:
         with self._lock:
@@ -191,9 +192,7 @@ def tree_digests(root: Path) -> dict[str, str] | None:
 
 def _files(root: Path) -> Iterator[Path]:
     for folder, dirs, files in os.walk(root, onerror=_raise):
-        dirs[:] = sorted(
-            d for d in dirs if d not in SKIPPED_DIRS and not d.endswith(".egg-info")
-        )
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.endswith(".egg-info"))
         for name in sorted(files):
             if not any(fnmatchcase(name, p) for p in SKIPPED_FILES):
                 yield Path(folder) / name
@@ -222,17 +221,11 @@ def interpreter_digest(python: str, ctx: CheckContext) -> str:
     return StatMemo("interpreter-packages").get(key, listing) if key else listing()
 
 
-_own: list[str] = []
-
-
+@cache
 def _own_packages() -> str:
     """neuroerp-ci's own interpreter (where bandit, pip-audit and detect-secrets are found)."""
-    if not _own:
-        names = sorted(
-            f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()
-        )
-        _own.append(_digest(json.dumps([sys.version, sys.executable, names])))
-    return _own[0]
+    names = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
+    return _digest(json.dumps([sys.version, sys.executable, names]))
 
 
 def _file_digest(path: Path) -> str:
@@ -242,4 +235,3 @@ def _file_digest(path: Path) -> str:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
-

@@ -312,9 +312,7 @@ def run_stage(
             tested=tested,
         )
         report = redact_data(report)  # the reasons of outcomes and summary quote the checks
-        report, files = write_and_record(
-            report, out_dir, store, cache.entries([c.id for c in checks])
-        )
+        report, files = write_and_record(report, out_dir, store, cache.entries())
     except BaseException as exc:
         if store is not None:
             with suppress(StoreError):  # the original error is the one to report
@@ -547,8 +545,9 @@ def _job(
                 with scope.active():  # its tools die with the run
                     result = execute_check(kind, check, ctx)
                 redact_tree(ctx.work_dir)  # the tool's own outputs, at once
+                result = redact_data(result)
                 if cache is not None and key:
-                    result = cache.remember(check, key, redact_data(result))
+                    result = cache.remember(check, key, result)
         result = redact_data(result)  # before anyone sees it: console, Prefect, reports
         observer.check_finished(check, result)
         return result
